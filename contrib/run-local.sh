@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Builds postward and runs its daemons on built-in defaults (no configuration file), with
+# their sockets in ./run/ of the checkout, then prints the Postfix lines to paste.
+#
+#   contrib/run-local.sh            run until Ctrl-C
+#   contrib/run-local.sh --for 5    run 5 seconds, check each daemon answers, stop (used by CI)
+#
+# The daemons refuse to run as root without being told to; when this script is started as
+# root it runs them as user nobody instead.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+top=$PWD
+run_for=""
+if [[ "${1:-}" == "--for" ]]; then run_for=${2:?--for needs seconds}; fi
+
+cargo build --release --workspace --bins
+bin=$top/target/release
+rundir=$top/run
+mkdir -p "$rundir"
+
+as_user=()
+if [[ $(id -u) == 0 ]]; then
+    chown nobody "$rundir"
+    as_user=(setpriv --reuid=nobody --regid="$(id -gn nobody)" --clear-groups --)
+fi
+
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+for d in greyd policyd; do
+    rm -f "$rundir/postward-$d.sock"
+    "${as_user[@]}" "$bin/postward-$d" --listen "unix:$rundir/postward-$d.sock" &
+    pids+=($!)
+done
+for d in greyd policyd; do
+    for _ in $(seq 100); do [[ -S "$rundir/postward-$d.sock" ]] && break; sleep 0.1; done
+    [[ -S "$rundir/postward-$d.sock" ]] || { echo "postward-$d did not start" >&2; exit 1; }
+done
+
+cat <<TXT
+
+postward is running on built-in defaults:
+  postward-greyd    unix:$rundir/postward-greyd.sock
+  postward-policyd  unix:$rundir/postward-policyd.sock
+  (postward-authd: not in this release yet)
+
+Paste into /etc/postfix/main.cf (smtpd must not be chrooted to reach these paths; the
+packaged sockets live in /var/spool/postfix/private/ instead, see README):
+
+smtpd_recipient_restrictions =
+    permit_mynetworks,
+    permit_sasl_authenticated,
+    reject_unauth_destination,
+    check_policy_service unix:$rundir/postward-policyd.sock,
+    check_policy_service unix:$rundir/postward-greyd.sock
+smtpd_policy_service_default_action = DUNNO
+
+TXT
+
+if [[ -n "$run_for" ]]; then
+    for d in greyd policyd; do
+        "$bin/postward-bench" policy --target "unix:$rundir/postward-$d.sock" --workload trivial \
+            --connections 2 --requests 50 | tee "$rundir/check-$d.txt"
+        grep -q "errors: 0" "$rundir/check-$d.txt" || { echo "postward-$d did not answer cleanly" >&2; exit 1; }
+    done
+    sleep "$run_for"
+    echo "stopping after ${run_for}s"
+    exit 0
+fi
+echo "Ctrl-C stops the daemons."
+wait

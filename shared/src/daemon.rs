@@ -1,0 +1,305 @@
+//! The start-up sequence every postward daemon follows, in one place (Postfix's "skeleton"
+//! idea): command line → configuration → logging → bind → drop privileges → runtime → serve,
+//! with SIGHUP reload and SIGTERM drain.
+//!
+//! A daemon supplies a [`Daemon`] implementation: its name, its configuration type, how to
+//! build its service from a configuration, and how to serve one connection.
+//!
+//! Exit codes: 0 after a clean shutdown or a successful `--check-config`, 64 for a bad command
+//! line, 78 (EX_CONFIG) for a bad configuration, 1 for any other start-up failure.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use tokio::io::BufReader;
+use tokio::sync::watch;
+
+use crate::config::{self, CommonConfig, ConfigError};
+use crate::listen::ListenAddr;
+use crate::policy::{PolicyService, ServeOptions, serve_policy};
+use crate::server::{self, Conn, ServerOptions};
+use crate::signals::{self, Shutdown, Signal};
+
+/// Errors from building a daemon's service (database unreachable, bad file, …).
+pub type BuildError = Box<dyn std::error::Error + Send + Sync>;
+
+/// One postward daemon.
+pub trait Daemon: Send + Sync + Sized + 'static {
+    /// Program name, e.g. `postward-greyd`.
+    const NAME: &'static str;
+    /// Configuration file read when `--config` is not given, if it exists.
+    const DEFAULT_CONFIG: &'static str;
+    /// Listening address when the configuration names none.
+    const DEFAULT_LISTEN: &'static str;
+    type Config: CommonConfig;
+
+    /// Builds the service. Called at start and again for every reload.
+    fn build(config: Arc<Self::Config>) -> impl Future<Output = Result<Self, BuildError>> + Send;
+
+    /// Serves one connection. `service` always holds the newest configuration's service.
+    fn serve(service: watch::Receiver<Arc<Self>>, conn: Conn, peer: String, options: ServeOptions, shutdown: Shutdown) -> impl Future<Output = ()> + Send;
+}
+
+/// Serves a policy-protocol connection with a [`PolicyService`]: the `serve` of greyd and
+/// policyd.
+pub async fn serve_policy_conn<S: PolicyService>(service: watch::Receiver<Arc<S>>, conn: Conn, peer: String, options: ServeOptions, mut shutdown: Shutdown) {
+    let (r, w) = conn.into_split();
+    serve_policy(&service, BufReader::with_capacity(4096, r), w, &peer, &options, &mut shutdown).await;
+}
+
+/// The parsed command line.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Cli {
+    pub config: Option<PathBuf>,
+    pub check_config: bool,
+    pub version: bool,
+    pub help: bool,
+    /// Overrides `server.listen`.
+    pub listen: Vec<ListenAddr>,
+}
+
+impl Cli {
+    /// Parses options (program name already removed).
+    ///
+    /// # Errors
+    /// An unknown option or a missing value.
+    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Cli, String> {
+        let mut cli = Cli::default();
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            let (name, inline) = match arg.split_once('=') {
+                Some((n, v)) if n.starts_with("--") => (n.to_owned(), Some(v.to_owned())),
+                _ => (arg.clone(), None),
+            };
+            let mut value = |what: &str| inline.clone().or_else(|| args.next()).ok_or_else(|| format!("{name} needs {what}"));
+            match name.as_str() {
+                "-c" | "--config" => cli.config = Some(PathBuf::from(value("a file path")?)),
+                "-t" | "--check-config" => cli.check_config = true,
+                "-V" | "--version" => cli.version = true,
+                "-h" | "--help" => cli.help = true,
+                "-l" | "--listen" => cli.listen.push(value("an address")?.parse()?),
+                _ => return Err(format!("unknown option {arg:?} (see --help)")),
+            }
+        }
+        Ok(cli)
+    }
+}
+
+fn usage<D: Daemon>() -> String {
+    format!(
+        "usage: {name} [--config PATH] [--listen ADDR]... [--check-config] [--version]\n\n\
+         -c, --config PATH    configuration file (default {cfg} if it exists, else built-in defaults)\n\
+         -l, --listen ADDR    listen on ADDR instead of server.listen (unix:/path, inet:host:port, systemd)\n\
+         -t, --check-config   check the configuration and exit (0 = valid)\n\
+         -V, --version        print the version and exit\n\n\
+         Default socket: {listen}. See {name}(8).",
+        name = D::NAME,
+        cfg = D::DEFAULT_CONFIG,
+        listen = D::DEFAULT_LISTEN
+    )
+}
+
+/// Where the configuration came from.
+#[derive(Debug, Clone)]
+enum Source {
+    File(PathBuf),
+    Defaults,
+}
+
+fn load_config<D: Daemon>(cli: &Cli) -> Result<(D::Config, Source), ConfigError> {
+    let path = match &cli.config {
+        Some(p) => Some(p.clone()),
+        None => Some(PathBuf::from(D::DEFAULT_CONFIG)).filter(|p| p.exists()),
+    };
+    let mut config = match &path {
+        Some(p) => config::load_checked::<D::Config>(p)?,
+        None => {
+            let c = D::Config::default();
+            config::check(&c, None, Path::new("(built-in defaults)"))?;
+            c
+        }
+    };
+    apply_cli::<D>(&mut config, cli);
+    Ok((config, path.map_or(Source::Defaults, Source::File)))
+}
+
+fn apply_cli<D: Daemon>(config: &mut D::Config, cli: &Cli) {
+    let server = config.server_mut();
+    if !cli.listen.is_empty() {
+        server.listen = cli.listen.clone();
+    }
+    if server.listen.is_empty() {
+        if let Ok(addr) = D::DEFAULT_LISTEN.parse() {
+            server.listen = vec![addr];
+        }
+    }
+}
+
+/// Runs a daemon: the whole life of the process. Call from `main`.
+pub fn main<D: Daemon>(args: impl IntoIterator<Item = String>) -> ExitCode {
+    let cli = match Cli::parse(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{}: {e}", D::NAME);
+            return ExitCode::from(64);
+        }
+    };
+    if cli.help {
+        println!("{}", usage::<D>());
+        return ExitCode::SUCCESS;
+    }
+    if cli.version {
+        println!("{} {}", D::NAME, env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    let (config, source) = match load_config::<D>(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{}: invalid configuration: {e}", D::NAME);
+            return ExitCode::from(78);
+        }
+    };
+    if cli.check_config {
+        match &source {
+            Source::File(p) => println!("{}: configuration {} is valid", D::NAME, p.display()),
+            Source::Defaults => println!("{}: no configuration file; the built-in defaults are valid", D::NAME),
+        }
+        return ExitCode::SUCCESS;
+    }
+    // No logging before this point: errors above go to stderr (spf-milter's rule).
+    if let Err(e) = crate::logging::init(D::NAME, config.log()) {
+        eprintln!("{}: {e}", D::NAME);
+        return ExitCode::from(1);
+    }
+    match start::<D>(cli, config, source) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("{}: fatal: {e}", D::NAME);
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn start<D: Daemon>(cli: Cli, config: D::Config, source: Source) -> Result<(), String> {
+    let server = config.server().clone();
+    let perms = server.socket_permissions()?;
+    let listeners = crate::listen::bind_all(&server.listen, &perms).map_err(|e| e.to_string())?;
+    match crate::privdrop::drop_privileges(&server).map_err(|e| e.to_string())? {
+        crate::privdrop::Dropped::To { user, uid, gid } => tracing::info!("running as user {user} (uid {uid}, gid {gid})"),
+        crate::privdrop::Dropped::StayedRoot => tracing::warn!("running as root because server.allow_root = true"),
+        crate::privdrop::Dropped::Unchanged => {}
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(run::<D>(cli, config, source, listeners))
+}
+
+async fn run<D: Daemon>(cli: Cli, config: D::Config, source: Source, listeners: Vec<crate::listen::BoundListener>) -> Result<(), String> {
+    let mut signals = signals::listen().map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let config = Arc::new(config);
+    let service = D::build(config.clone()).await.map_err(|e| format!("cannot start: {e}"))?;
+    let (service_tx, service_rx) = watch::channel(Arc::new(service));
+    let server_cfg = config.server().clone();
+    let options = ServeOptions {
+        idle_timeout: server_cfg.idle_timeout.get(),
+        request_timeout: server_cfg.request_timeout.get(),
+        ..ServeOptions::default()
+    };
+    let (trigger, shutdown) = Shutdown::channel();
+    let handler = move |conn: Conn, peer: String, shutdown: Shutdown| D::serve(service_rx.clone(), conn, peer, options, shutdown);
+    let server_options = ServerOptions { max_connections: server_cfg.max_connections, shutdown_grace: server_cfg.shutdown_grace.get() };
+    let server = tokio::spawn(server::run(listeners, server_options, shutdown, handler));
+    match &source {
+        Source::File(p) => tracing::info!("{} {} started with configuration {}", D::NAME, env!("CARGO_PKG_VERSION"), p.display()),
+        Source::Defaults => tracing::info!("{} {} started with built-in defaults (no configuration file)", D::NAME, env!("CARGO_PKG_VERSION")),
+    }
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    let mut current = config;
+    while let Some(signal) = signals.recv().await {
+        match signal {
+            Signal::Reload => {
+                // Type=notify-reload wants RELOADING=1 together with the monotonic time.
+                if let Ok(now) = sd_notify::NotifyState::monotonic_usec_now() {
+                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading, now]);
+                }
+                if let Some(next) = reload::<D>(&cli, &source, &current, &service_tx).await {
+                    current = next;
+                }
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+            }
+            Signal::Shutdown => break,
+        }
+    }
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    trigger.trigger();
+    match server.await {
+        Ok(Ok(0)) => tracing::info!("{} stopped", D::NAME),
+        Ok(Ok(n)) => tracing::warn!("{} stopped with {n} connection(s) cut off", D::NAME),
+        Ok(Err(e)) => return Err(format!("server failed: {e}")),
+        Err(e) => return Err(format!("server task failed: {e}")),
+    }
+    Ok(())
+}
+
+/// Re-reads the configuration file. On any error the running configuration stays.
+async fn reload<D: Daemon>(cli: &Cli, source: &Source, current: &Arc<D::Config>, tx: &watch::Sender<Arc<D>>) -> Option<Arc<D::Config>> {
+    let Source::File(path) = source else {
+        tracing::info!("SIGHUP: no configuration file to reload (running on built-in defaults)");
+        return None;
+    };
+    let path = path.clone();
+    let loaded = tokio::task::spawn_blocking(move || config::load_checked::<D::Config>(&path).map(|c| (c, path))).await;
+    let (mut next, path) = match loaded {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            tracing::error!("reload failed, keeping the running configuration: {e}");
+            return None;
+        }
+        Err(e) => {
+            tracing::error!("reload failed, keeping the running configuration: {e}");
+            return None;
+        }
+    };
+    apply_cli::<D>(&mut next, cli);
+    if next.server().listen != current.server().listen
+        || next.server().user != current.server().user
+        || next.server().socket_mode != current.server().socket_mode
+        || next.log() != current.log()
+    {
+        tracing::warn!("{}: changes to server.listen, server.user, server.socket_mode or [log] take effect only after a restart", path.display());
+    }
+    let next = Arc::new(next);
+    match D::build(next.clone()).await {
+        Ok(service) => {
+            tx.send_replace(Arc::new(service));
+            tracing::info!("configuration reloaded from {}", path.display());
+            Some(next)
+        }
+        Err(e) => {
+            tracing::error!("reload failed, keeping the running configuration: {e}");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn cli() {
+        let cli = Cli::parse(args(&["-c", "/x.toml", "--listen=inet:127.0.0.1:1", "-l", "unix:/s", "-t"])).unwrap();
+        assert_eq!(cli.config, Some(PathBuf::from("/x.toml")));
+        assert!(cli.check_config);
+        assert_eq!(cli.listen.len(), 2);
+        assert_eq!(Cli::parse(args(&["--bogus"])).unwrap_err(), "unknown option \"--bogus\" (see --help)");
+        assert_eq!(Cli::parse(args(&["--config"])).unwrap_err(), "--config needs a file path");
+        assert!(Cli::parse(args(&["--listen", "tcp:x"])).is_err());
+    }
+}

@@ -1,0 +1,7 @@
+//! postward's test support: protocol clients, the in-process DNS fixture, and helpers to run
+//! the real daemon binaries. Used by the integration tests in `tests/tests/` and by the load
+//! tool `postward-bench`.
+
+pub mod client;
+pub mod dns;
+pub mod process;

@@ -1,0 +1,238 @@
+//! The real daemon binary (`postward-greyd`, on the shared runtime) under process-level
+//! events: graceful shutdown, SIGHUP reload, stale and live sockets, configuration checks,
+//! privileges. Requires `cargo build --workspace` first (the README's test command does it).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use postward_tests::client::{ClientError, PolicyClient, rcpt_request};
+use postward_tests::process::{DaemonProcess, Sig, bin_path, root_ok, running_as_root, wait_for_path};
+
+const BIN: &str = "postward-greyd";
+const T: Duration = Duration::from_secs(10);
+
+struct Setup {
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        Setup { dir: tempfile::tempdir().unwrap() }
+    }
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("greyd.sock")
+    }
+    fn config_path(&self) -> PathBuf {
+        self.dir.path().join("greyd.toml")
+    }
+    fn write_config(&self, extra_server: &str, rest: &str) -> PathBuf {
+        let text = format!("[server]\nlisten = [\"unix:{}\"]\nshutdown_grace = \"3s\"\n{}{extra_server}\n{rest}", self.socket().display(), root_ok());
+        std::fs::write(self.config_path(), text).unwrap();
+        self.config_path()
+    }
+    async fn start(&self) -> DaemonProcess {
+        let cfg = self.config_path();
+        let d = DaemonProcess::start(BIN, &["--config", cfg.to_str().unwrap()]);
+        wait_for_path(&self.socket(), T).await;
+        d.wait_for_log("started with configuration", T).await;
+        d
+    }
+    async fn client(&self) -> PolicyClient {
+        PolicyClient::connect_unix(&self.socket()).await.unwrap()
+    }
+}
+
+async fn ask(client: &mut PolicyClient) -> Result<String, ClientError> {
+    client.request(&rcpt_request("192.0.2.10", "mx.example.org", "a@example.org", "b@example.net", "1")).await
+}
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_in_flight_request_then_exits() {
+    let s = Setup::new();
+    s.write_config("", "");
+    let mut daemon = s.start().await;
+    let mut idle = s.client().await;
+    assert_eq!(ask(&mut idle).await.unwrap(), "DUNNO");
+    // A request that is half written when SIGTERM arrives is still answered.
+    let mut busy = s.client().await;
+    busy.send_raw(b"request=smtpd_access_policy\nprotocol_state=RCPT\n").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    daemon.signal(Sig::SIGTERM);
+    daemon.wait_for_log("SIGTERM received", T).await;
+    busy.send_raw(b"client_address=192.0.2.1\n\n").await.unwrap();
+    assert_eq!(busy.read_reply().await.unwrap(), "DUNNO", "in-flight request must be finished");
+    // The idle connection is closed, new connections are refused, the process exits 0.
+    assert!(idle.is_closed().await, "idle connection must be closed at shutdown");
+    let status = daemon.wait(T).await.expect("daemon exits within the grace period");
+    assert!(status.success(), "exit status {status:?}");
+    assert!(!s.socket().exists(), "socket file removed at shutdown");
+    assert!(PolicyClient::connect_unix(&s.socket()).await.is_err());
+    assert!(daemon.log().iter().any(|l| l.contains("postward-greyd stopped")), "{:?}", daemon.log());
+}
+
+#[tokio::test]
+async fn shutdown_grace_bounds_a_stalled_client() {
+    let s = Setup::new();
+    s.write_config("request_timeout = \"60s\"\n", "");
+    let mut daemon = s.start().await;
+    let mut stalled = s.client().await;
+    stalled.send_raw(b"request=smtpd_access_policy\n").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    daemon.signal(Sig::SIGTERM);
+    let status = daemon.wait(T).await.expect("daemon exits");
+    assert!(status.success());
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(8), "exit after the 3s grace period, took {took:?}");
+    daemon.wait_for_log("still open are dropped", T).await;
+}
+
+#[tokio::test]
+async fn sighup_reload_good_and_broken_files() {
+    let s = Setup::new();
+    s.write_config("", "[dns]\ntimeout = \"2s\"\n");
+    let daemon = s.start().await;
+    let mut client = s.client().await;
+    assert_eq!(ask(&mut client).await.unwrap(), "DUNNO");
+
+    // A good new file is taken.
+    s.write_config("", "[dns]\ntimeout = \"3s\"\n");
+    daemon.signal(Sig::SIGHUP);
+    let line = daemon.wait_for_log("configuration reloaded from", T).await;
+    assert!(line.contains(s.config_path().to_str().unwrap()), "{line}");
+    assert_eq!(ask(&mut client).await.unwrap(), "DUNNO", "the same connection keeps working");
+
+    // A broken file is refused with file, line and key, and the daemon keeps serving.
+    s.write_config("", "[dns]\ntimeout = \"3 parsecs\"\n");
+    daemon.signal(Sig::SIGHUP);
+    let line = daemon.wait_for_log("reload failed", T).await;
+    assert!(line.starts_with("error: reload failed, keeping the running configuration:"), "{line}");
+    let text = std::fs::read_to_string(s.config_path()).unwrap();
+    let line_no = text.lines().position(|l| l.starts_with("timeout")).unwrap() + 1;
+    assert!(line.contains(&format!("line {line_no}: key dns.timeout: invalid duration \"3 parsecs\"")), "{line}");
+    assert_eq!(ask(&mut client).await.unwrap(), "DUNNO");
+    assert_eq!(ask(&mut s.client().await).await.unwrap(), "DUNNO", "new connections are served too");
+
+    // Changing the socket needs a restart, and says so.
+    std::fs::write(s.config_path(), format!("[server]\nlisten = [\"unix:{}/other.sock\"]\n{}", s.dir.path().display(), root_ok())).unwrap();
+    daemon.signal(Sig::SIGHUP);
+    daemon.wait_for_log("take effect only after a restart", T).await;
+    assert_eq!(ask(&mut client).await.unwrap(), "DUNNO");
+    assert!(s.socket().exists(), "still listening on the original socket");
+}
+
+#[tokio::test]
+async fn stale_socket_replaced_live_socket_refused() {
+    let s = Setup::new();
+    s.write_config("", "");
+    drop(std::os::unix::net::UnixListener::bind(s.socket()).unwrap());
+    assert!(s.socket().exists(), "stale socket file in place");
+    let first = s.start().await;
+    first.wait_for_log("removing stale socket", T).await;
+    let mut client = s.client().await;
+    assert_eq!(ask(&mut client).await.unwrap(), "DUNNO");
+
+    // A second daemon on the same live socket refuses to start and leaves it alone.
+    let mut second = DaemonProcess::start(BIN, &["--config", s.config_path().to_str().unwrap()]);
+    let status = second.wait(T).await.expect("second daemon exits");
+    assert_eq!(status.code(), Some(1));
+    let log = second.log().join("\n");
+    assert!(log.contains("is in use by a running process"), "{log}");
+    assert_eq!(ask(&mut client).await.unwrap(), "DUNNO", "first daemon unaffected");
+    assert_eq!(ask(&mut s.client().await).await.unwrap(), "DUNNO");
+}
+
+#[tokio::test]
+async fn malformed_request_is_logged_and_closed_while_others_are_served() {
+    let s = Setup::new();
+    s.write_config("", "");
+    let daemon = s.start().await;
+    let mut good = s.client().await;
+    let mut bad = s.client().await;
+    bad.send_raw(b"request=smtpd_access_policy\nthis line has no equals sign\n\n").await.unwrap();
+    assert!(matches!(bad.read_reply().await, Err(ClientError::Closed)));
+    let line = daemon.wait_for_log("malformed policy request", T).await;
+    assert!(line.starts_with("warning: malformed policy request from unix peer pid"), "{line}");
+    assert!(line.contains("line 2 is not name=value: \"this line has no equals sign\"; closing connection without reply"), "{line}");
+    assert_eq!(ask(&mut good).await.unwrap(), "DUNNO");
+    // One decision line per request, Postfix style.
+    let decision = daemon.wait_for_log("dunno: RCPT from unknown[192.0.2.10]", T).await;
+    assert!(decision.contains("from=<a@example.org> to=<b@example.net> helo=<mx.example.org> reason=no-checks time="), "{decision}");
+}
+
+fn check_config(path: &Path) -> (Option<i32>, String) {
+    let out = std::process::Command::new(bin_path(BIN)).args(["--check-config", "--config", path.to_str().unwrap()]).output().unwrap();
+    (out.status.code(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+#[test]
+fn check_config_names_key_and_line() {
+    let s = Setup::new();
+    let cfg = s.config_path();
+    std::fs::write(&cfg, "[server]\nmax_connections = 10\n\n[dns]\nnameserver = [\"127.0.0.1\"]\n").unwrap();
+    let (code, out) = check_config(&cfg);
+    assert_eq!(code, Some(78), "{out}");
+    assert!(out.contains(&format!("{}: line 5: key dns.nameserver: unknown field `nameserver`", cfg.display())), "{out}");
+
+    std::fs::write(&cfg, "[dns]\nnameservers = [\"not-an-ip\"]\n").unwrap();
+    let (code, out) = check_config(&cfg);
+    assert_eq!(code, Some(78), "{out}");
+    assert!(out.contains("line 2: key dns.nameservers: invalid nameserver \"not-an-ip\""), "{out}");
+
+    std::fs::write(&cfg, "[server]\nmax_connections = 10\n").unwrap();
+    let (code, out) = check_config(&cfg);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("is valid"), "{out}");
+
+    let (code, out) = check_config(&s.dir.path().join("missing.toml"));
+    assert_eq!(code, Some(78));
+    assert!(out.contains("cannot read"), "{out}");
+}
+
+#[test]
+fn version_and_usage() {
+    for bin in ["postward-greyd", "postward-policyd", "postward-authd"] {
+        let out = std::process::Command::new(bin_path(bin)).arg("--version").output().unwrap();
+        assert!(out.status.success());
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("{bin} {}", env!("CARGO_PKG_VERSION")));
+        let out = std::process::Command::new(bin_path(bin)).arg("--frobnicate").output().unwrap();
+        assert_eq!(out.status.code(), Some(64));
+    }
+}
+
+#[tokio::test]
+async fn root_is_refused_unless_allowed_and_privileges_are_dropped() {
+    if !running_as_root() {
+        eprintln!("SKIPPED: privilege tests need root (CI runs them)");
+        return;
+    }
+    let s = Setup::new();
+    // No user, no allow_root: refused.
+    std::fs::write(s.config_path(), format!("[server]\nlisten = [\"unix:{}\"]\n", s.socket().display())).unwrap();
+    let mut d = DaemonProcess::start(BIN, &["--config", s.config_path().to_str().unwrap()]);
+    assert_eq!(d.wait(T).await.expect("exits").code(), Some(1));
+    assert!(d.log().join("\n").contains("refusing to run as root"), "{:?}", d.log());
+
+    // user = nobody: the socket is bound as root with the configured mode, then the process
+    // runs as nobody.
+    std::fs::write(s.config_path(), format!("[server]\nlisten = [\"unix:{}\"]\nuser = \"nobody\"\nsocket_mode = \"0666\"\n", s.socket().display())).unwrap();
+    let d = s.start().await;
+    d.wait_for_log("running as user nobody", T).await;
+    let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap().uid.as_raw();
+    assert!(uid_line.split_whitespace().skip(1).all(|u| u == nobody.to_string()), "{uid_line}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(s.socket()).unwrap().permissions().mode() & 0o777, 0o666);
+    assert_eq!(ask(&mut s.client().await).await.unwrap(), "DUNNO");
+}
+
+#[test]
+fn shipped_example_configs_are_valid() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    for d in ["greyd", "policyd", "authd"] {
+        let cfg = root.join(format!("contrib/config/{d}.toml"));
+        let out = std::process::Command::new(bin_path(&format!("postward-{d}"))).args(["--check-config", "--config", cfg.to_str().unwrap()]).output().unwrap();
+        assert!(out.status.success(), "{}: {}", cfg.display(), String::from_utf8_lossy(&out.stderr));
+    }
+}
