@@ -65,7 +65,7 @@ if [[ -n "$run_for" ]]; then
     for d in greyd policyd; do
         "$bin/postward-bench" policy --target "unix:$rundir/postward-$d.sock" --workload trivial \
             --connections 2 --requests 50 | tee "$rundir/check-$d.txt"
-        grep -q "errors: 0" "$rundir/check-$d.txt" || { echo "postward-$d did not answer cleanly" >&2; exit 1; }
+        grep -q ", 0 errors" "$rundir/check-$d.txt" || { echo "postward-$d did not answer cleanly" >&2; exit 1; }
     done
     sleep "$run_for"
     echo "stopping after ${run_for}s"

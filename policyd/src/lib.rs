@@ -37,7 +37,14 @@ impl CommonConfig for Config {
         &self.log
     }
     fn validate(&self) -> Result<(), (String, String)> {
-        self.dns.validate().map_err(|e| ("dns.nameservers".to_owned(), e.to_string()))
+        self.dns.validate().map_err(|e| {
+            let key = if matches!(e, shared::dns::DnsConfigError::Attempts) {
+                "dns.attempts"
+            } else {
+                "dns.nameservers"
+            };
+            (key.to_owned(), e.to_string())
+        })
     }
 }
 
@@ -63,7 +70,13 @@ impl Daemon for Service {
         Ok(Service { config })
     }
 
-    fn serve(service: watch::Receiver<Arc<Self>>, conn: Conn, peer: String, options: ServeOptions, shutdown: Shutdown) -> impl Future<Output = ()> + Send {
+    fn serve(
+        service: watch::Receiver<Arc<Self>>,
+        conn: Conn,
+        peer: String,
+        options: ServeOptions,
+        shutdown: Shutdown,
+    ) -> impl Future<Output = ()> + Send {
         serve_policy_conn(service, conn, peer, options, shutdown)
     }
 }

@@ -63,14 +63,24 @@ pub fn parse<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T, ConfigEr
             Some(span) => locate(text, span.start),
             None => (None, None),
         };
-        ConfigError { path: path.to_owned(), line, key, message: e.message().trim().to_owned() }
+        ConfigError {
+            path: path.to_owned(),
+            line,
+            key,
+            message: e.message().trim().to_owned(),
+        }
     })
 }
 
 /// An error found after parsing (a cross-field check), located by searching for its key.
 pub fn invalid(text: Option<&str>, path: &Path, key: &str, message: impl Into<String>) -> ConfigError {
     let line = text.and_then(|t| find_key_line(t, key));
-    ConfigError { path: path.to_owned(), line, key: Some(key.to_owned()), message: message.into() }
+    ConfigError {
+        path: path.to_owned(),
+        line,
+        key: Some(key.to_owned()),
+        message: message.into(),
+    }
 }
 
 /// The 1-based line of byte `offset` and the dotted key written on that line, if any.
@@ -83,10 +93,14 @@ fn locate(text: &str, offset: usize) -> (Option<usize>, Option<String>) {
         .take(line_no)
         .filter_map(|l| {
             let l = l.trim();
-            (l.starts_with('[') && !l.starts_with("[[") && l.ends_with(']')).then(|| l[1..l.len() - 1].trim().to_owned())
+            (l.starts_with('[') && !l.starts_with("[[") && l.ends_with(']'))
+                .then(|| l[1..l.len() - 1].trim().to_owned())
         })
         .last();
-    let key = line.split_once('=').map(|(k, _)| k.trim().trim_matches('"').to_owned()).filter(|k| !k.is_empty() && !k.starts_with('['));
+    let key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim().trim_matches('"').to_owned())
+        .filter(|k| !k.is_empty() && !k.starts_with('['));
     let key = match (section, key) {
         (Some(s), Some(k)) => Some(format!("{s}.{k}")),
         (None, Some(k)) => Some(k),
@@ -105,10 +119,11 @@ fn find_key_line(text: &str, key: &str) -> Option<usize> {
             current = l.trim_matches(|c| c == '[' || c == ']').trim().to_owned();
             continue;
         }
-        if let Some((k, _)) = l.split_once('=') {
-            if current == section && k.trim() == name {
-                return Some(i + 1);
-            }
+        if let Some((k, _)) = l.split_once('=')
+            && current == section
+            && k.trim() == name
+        {
+            return Some(i + 1);
         }
     }
     None
@@ -171,8 +186,17 @@ impl ServerConfig {
         let mode = u32::from_str_radix(self.socket_mode.trim_start_matches("0o"), 8)
             .ok()
             .filter(|m| *m <= 0o777)
-            .ok_or_else(|| format!("invalid socket_mode {:?} (expected octal, e.g. \"0660\")", self.socket_mode))?;
-        Ok(SocketPermissions { mode, owner: self.socket_owner.clone(), group: self.socket_group.clone() })
+            .ok_or_else(|| {
+                format!(
+                    "invalid socket_mode {:?} (expected octal, e.g. \"0660\")",
+                    self.socket_mode
+                )
+            })?;
+        Ok(SocketPermissions {
+            mode,
+            owner: self.socket_owner.clone(),
+            group: self.socket_group.clone(),
+        })
     }
 
     /// Checks values serde cannot check alone.
@@ -180,12 +204,16 @@ impl ServerConfig {
     /// # Errors
     /// The dotted key and what is wrong with it.
     pub fn validate(&self) -> Result<(), (String, String)> {
-        self.socket_permissions().map_err(|m| ("server.socket_mode".to_owned(), m))?;
+        self.socket_permissions()
+            .map_err(|m| ("server.socket_mode".to_owned(), m))?;
         if self.max_connections == 0 {
             return Err(("server.max_connections".into(), "must be at least 1".into()));
         }
         if self.request_timeout.get().is_zero() || self.idle_timeout.get().is_zero() {
-            return Err(("server.request_timeout".into(), "timeouts must be greater than zero".into()));
+            return Err((
+                "server.request_timeout".into(),
+                "timeouts must be greater than zero".into(),
+            ));
         }
         Ok(())
     }
@@ -227,7 +255,10 @@ pub fn load_checked<C: CommonConfig>(path: &Path) -> Result<C, ConfigError> {
 /// # Errors
 /// The first invalid setting, located in `text` when given.
 pub fn check<C: CommonConfig>(config: &C, text: Option<&str>, path: &Path) -> Result<(), ConfigError> {
-    config.server().validate().map_err(|(k, m)| invalid(text, path, &k, m))?;
+    config
+        .server()
+        .validate()
+        .map_err(|(k, m)| invalid(text, path, &k, m))?;
     config.validate().map_err(|(k, m)| invalid(text, path, &k, m))
 }
 
@@ -276,20 +307,36 @@ mod tests {
             "/etc/postward/test.toml: line 5: key greylist.delay: invalid duration \"5x\" (expected e.g. \"300s\", \"5m\", \"2d\", \"250ms\")"
         );
         let e = err("[server]\nlisten = [\"inet:127.0.0.1:10023\"]\nlisten_backlog = 5\n");
-        assert!(e.starts_with("/etc/postward/test.toml: line 3: key server.listen_backlog: unknown field `listen_backlog`"), "{e}");
+        assert!(
+            e.starts_with("/etc/postward/test.toml: line 3: key server.listen_backlog: unknown field `listen_backlog`"),
+            "{e}"
+        );
         let e = err("[server]\nlisten = [\"tcp:1.2.3.4:5\"]\n");
-        assert!(e.starts_with("/etc/postward/test.toml: line 2: key server.listen: invalid listen address"), "{e}");
+        assert!(
+            e.starts_with("/etc/postward/test.toml: line 2: key server.listen: invalid listen address"),
+            "{e}"
+        );
         let e = err("[server]\nsocket_mode = \"999\"\n");
-        assert_eq!(e, "/etc/postward/test.toml: line 2: key server.socket_mode: invalid socket_mode \"999\" (expected octal, e.g. \"0660\")");
+        assert_eq!(
+            e,
+            "/etc/postward/test.toml: line 2: key server.socket_mode: invalid socket_mode \"999\" (expected octal, e.g. \"0660\")"
+        );
         let e = err("[server\n");
         assert!(e.starts_with("/etc/postward/test.toml: line 1"), "{e}");
         let e = err("[log]\nlevel = \"loud\"\n");
-        assert!(e.starts_with("/etc/postward/test.toml: line 2: key log.level: unknown variant `loud`"), "{e}");
+        assert!(
+            e.starts_with("/etc/postward/test.toml: line 2: key log.level: unknown variant `loud`"),
+            "{e}"
+        );
     }
 
     #[test]
     fn defaults_and_values() {
-        let c: Sample = parse("[server]\nsocket_mode = \"0600\"\nidle_timeout = \"2h\"\n[greylist]\ndelay = 300\n", Path::new("x")).unwrap();
+        let c: Sample = parse(
+            "[server]\nsocket_mode = \"0600\"\nidle_timeout = \"2h\"\n[greylist]\ndelay = 300\n",
+            Path::new("x"),
+        )
+        .unwrap();
         assert_eq!(c.server.socket_permissions().unwrap().mode, 0o600);
         assert_eq!(c.server.idle_timeout, ConfigDuration::secs(7200));
         assert_eq!(c.greylist.delay, ConfigDuration::secs(300));

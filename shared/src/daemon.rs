@@ -39,14 +39,34 @@ pub trait Daemon: Send + Sync + Sized + 'static {
     fn build(config: Arc<Self::Config>) -> impl Future<Output = Result<Self, BuildError>> + Send;
 
     /// Serves one connection. `service` always holds the newest configuration's service.
-    fn serve(service: watch::Receiver<Arc<Self>>, conn: Conn, peer: String, options: ServeOptions, shutdown: Shutdown) -> impl Future<Output = ()> + Send;
+    fn serve(
+        service: watch::Receiver<Arc<Self>>,
+        conn: Conn,
+        peer: String,
+        options: ServeOptions,
+        shutdown: Shutdown,
+    ) -> impl Future<Output = ()> + Send;
 }
 
 /// Serves a policy-protocol connection with a [`PolicyService`]: the `serve` of greyd and
 /// policyd.
-pub async fn serve_policy_conn<S: PolicyService>(service: watch::Receiver<Arc<S>>, conn: Conn, peer: String, options: ServeOptions, mut shutdown: Shutdown) {
+pub async fn serve_policy_conn<S: PolicyService>(
+    service: watch::Receiver<Arc<S>>,
+    conn: Conn,
+    peer: String,
+    options: ServeOptions,
+    mut shutdown: Shutdown,
+) {
     let (r, w) = conn.into_split();
-    serve_policy(&service, BufReader::with_capacity(4096, r), w, &peer, &options, &mut shutdown).await;
+    serve_policy(
+        &service,
+        BufReader::with_capacity(4096, r),
+        w,
+        &peer,
+        &options,
+        &mut shutdown,
+    )
+    .await;
 }
 
 /// The parsed command line.
@@ -73,7 +93,12 @@ impl Cli {
                 Some((n, v)) if n.starts_with("--") => (n.to_owned(), Some(v.to_owned())),
                 _ => (arg.clone(), None),
             };
-            let mut value = |what: &str| inline.clone().or_else(|| args.next()).ok_or_else(|| format!("{name} needs {what}"));
+            let mut value = |what: &str| {
+                inline
+                    .clone()
+                    .or_else(|| args.next())
+                    .ok_or_else(|| format!("{name} needs {what}"))
+            };
             match name.as_str() {
                 "-c" | "--config" => cli.config = Some(PathBuf::from(value("a file path")?)),
                 "-t" | "--check-config" => cli.check_config = true,
@@ -130,10 +155,10 @@ fn apply_cli<D: Daemon>(config: &mut D::Config, cli: &Cli) {
     if !cli.listen.is_empty() {
         server.listen = cli.listen.clone();
     }
-    if server.listen.is_empty() {
-        if let Ok(addr) = D::DEFAULT_LISTEN.parse() {
-            server.listen = vec![addr];
-        }
+    if server.listen.is_empty()
+        && let Ok(addr) = D::DEFAULT_LISTEN.parse()
+    {
+        server.listen = vec![addr];
     }
 }
 
@@ -188,18 +213,30 @@ fn start<D: Daemon>(cli: Cli, config: D::Config, source: Source) -> Result<(), S
     let perms = server.socket_permissions()?;
     let listeners = crate::listen::bind_all(&server.listen, &perms).map_err(|e| e.to_string())?;
     match crate::privdrop::drop_privileges(&server).map_err(|e| e.to_string())? {
-        crate::privdrop::Dropped::To { user, uid, gid } => tracing::info!("running as user {user} (uid {uid}, gid {gid})"),
+        crate::privdrop::Dropped::To { user, uid, gid } => {
+            tracing::info!("running as user {user} (uid {uid}, gid {gid})")
+        }
         crate::privdrop::Dropped::StayedRoot => tracing::warn!("running as root because server.allow_root = true"),
         crate::privdrop::Dropped::Unchanged => {}
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(run::<D>(cli, config, source, listeners))
 }
 
-async fn run<D: Daemon>(cli: Cli, config: D::Config, source: Source, listeners: Vec<crate::listen::BoundListener>) -> Result<(), String> {
+async fn run<D: Daemon>(
+    cli: Cli,
+    config: D::Config,
+    source: Source,
+    listeners: Vec<crate::listen::BoundListener>,
+) -> Result<(), String> {
     let mut signals = signals::listen().map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let config = Arc::new(config);
-    let service = D::build(config.clone()).await.map_err(|e| format!("cannot start: {e}"))?;
+    let service = D::build(config.clone())
+        .await
+        .map_err(|e| format!("cannot start: {e}"))?;
     let (service_tx, service_rx) = watch::channel(Arc::new(service));
     let server_cfg = config.server().clone();
     let options = ServeOptions {
@@ -208,12 +245,25 @@ async fn run<D: Daemon>(cli: Cli, config: D::Config, source: Source, listeners: 
         ..ServeOptions::default()
     };
     let (trigger, shutdown) = Shutdown::channel();
-    let handler = move |conn: Conn, peer: String, shutdown: Shutdown| D::serve(service_rx.clone(), conn, peer, options, shutdown);
-    let server_options = ServerOptions { max_connections: server_cfg.max_connections, shutdown_grace: server_cfg.shutdown_grace.get() };
+    let handler =
+        move |conn: Conn, peer: String, shutdown: Shutdown| D::serve(service_rx.clone(), conn, peer, options, shutdown);
+    let server_options = ServerOptions {
+        max_connections: server_cfg.max_connections,
+        shutdown_grace: server_cfg.shutdown_grace.get(),
+    };
     let server = tokio::spawn(server::run(listeners, server_options, shutdown, handler));
     match &source {
-        Source::File(p) => tracing::info!("{} {} started with configuration {}", D::NAME, env!("CARGO_PKG_VERSION"), p.display()),
-        Source::Defaults => tracing::info!("{} {} started with built-in defaults (no configuration file)", D::NAME, env!("CARGO_PKG_VERSION")),
+        Source::File(p) => tracing::info!(
+            "{} {} started with configuration {}",
+            D::NAME,
+            env!("CARGO_PKG_VERSION"),
+            p.display()
+        ),
+        Source::Defaults => tracing::info!(
+            "{} {} started with built-in defaults (no configuration file)",
+            D::NAME,
+            env!("CARGO_PKG_VERSION")
+        ),
     }
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let mut current = config;
@@ -244,7 +294,12 @@ async fn run<D: Daemon>(cli: Cli, config: D::Config, source: Source, listeners: 
 }
 
 /// Re-reads the configuration file. On any error the running configuration stays.
-async fn reload<D: Daemon>(cli: &Cli, source: &Source, current: &Arc<D::Config>, tx: &watch::Sender<Arc<D>>) -> Option<Arc<D::Config>> {
+async fn reload<D: Daemon>(
+    cli: &Cli,
+    source: &Source,
+    current: &Arc<D::Config>,
+    tx: &watch::Sender<Arc<D>>,
+) -> Option<Arc<D::Config>> {
     let Source::File(path) = source else {
         tracing::info!("SIGHUP: no configuration file to reload (running on built-in defaults)");
         return None;
@@ -268,7 +323,10 @@ async fn reload<D: Daemon>(cli: &Cli, source: &Source, current: &Arc<D::Config>,
         || next.server().socket_mode != current.server().socket_mode
         || next.log() != current.log()
     {
-        tracing::warn!("{}: changes to server.listen, server.user, server.socket_mode or [log] take effect only after a restart", path.display());
+        tracing::warn!(
+            "{}: changes to server.listen, server.user, server.socket_mode or [log] take effect only after a restart",
+            path.display()
+        );
     }
     let next = Arc::new(next);
     match D::build(next.clone()).await {
@@ -294,12 +352,26 @@ mod tests {
 
     #[test]
     fn cli() {
-        let cli = Cli::parse(args(&["-c", "/x.toml", "--listen=inet:127.0.0.1:1", "-l", "unix:/s", "-t"])).unwrap();
+        let cli = Cli::parse(args(&[
+            "-c",
+            "/x.toml",
+            "--listen=inet:127.0.0.1:1",
+            "-l",
+            "unix:/s",
+            "-t",
+        ]))
+        .unwrap();
         assert_eq!(cli.config, Some(PathBuf::from("/x.toml")));
         assert!(cli.check_config);
         assert_eq!(cli.listen.len(), 2);
-        assert_eq!(Cli::parse(args(&["--bogus"])).unwrap_err(), "unknown option \"--bogus\" (see --help)");
-        assert_eq!(Cli::parse(args(&["--config"])).unwrap_err(), "--config needs a file path");
+        assert_eq!(
+            Cli::parse(args(&["--bogus"])).unwrap_err(),
+            "unknown option \"--bogus\" (see --help)"
+        );
+        assert_eq!(
+            Cli::parse(args(&["--config"])).unwrap_err(),
+            "--config needs a file path"
+        );
         assert!(Cli::parse(args(&["--listen", "tcp:x"])).is_err());
     }
 }

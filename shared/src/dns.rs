@@ -23,7 +23,7 @@ pub struct DnsConfig {
     pub nameservers: Vec<String>,
     /// Time allowed for one query to one server.
     pub timeout: ConfigDuration,
-    /// Tries per query.
+    /// Tries per query and server (1 = no retry). hickory counts retries, so it gets one less.
     pub attempts: usize,
     /// Answers kept in the resolver's own cache.
     pub cache_size: u64,
@@ -31,7 +31,12 @@ pub struct DnsConfig {
 
 impl Default for DnsConfig {
     fn default() -> Self {
-        DnsConfig { nameservers: Vec::new(), timeout: ConfigDuration::secs(2), attempts: 2, cache_size: 4096 }
+        DnsConfig {
+            nameservers: Vec::new(),
+            timeout: ConfigDuration::secs(2),
+            attempts: 2,
+            cache_size: 4096,
+        }
     }
 }
 
@@ -40,6 +45,8 @@ impl Default for DnsConfig {
 pub enum DnsConfigError {
     #[error("invalid nameserver {0:?} (expected an IP address, optionally with :port)")]
     BadNameserver(String),
+    #[error("attempts must be at least 1")]
+    Attempts,
     #[error("cannot read the system resolver configuration: {0}")]
     System(String),
     #[error("cannot build the resolver: {0}")]
@@ -54,7 +61,8 @@ pub fn parse_nameserver(text: &str) -> Result<SocketAddr, DnsConfigError> {
     if let Ok(ip) = text.parse::<IpAddr>() {
         return Ok(SocketAddr::new(ip, 53));
     }
-    text.parse::<SocketAddr>().map_err(|_| DnsConfigError::BadNameserver(text.to_owned()))
+    text.parse::<SocketAddr>()
+        .map_err(|_| DnsConfigError::BadNameserver(text.to_owned()))
 }
 
 impl DnsConfig {
@@ -63,6 +71,9 @@ impl DnsConfig {
     /// # Errors
     /// The first invalid nameserver.
     pub fn validate(&self) -> Result<(), DnsConfigError> {
+        if self.attempts == 0 {
+            return Err(DnsConfigError::Attempts);
+        }
         self.nameservers.iter().try_for_each(|n| parse_nameserver(n).map(drop))
     }
 
@@ -86,11 +97,14 @@ impl DnsConfig {
                     Ok(NameServerConfig::new(addr.ip(), true, vec![udp, tcp]))
                 })
                 .collect::<Result<Vec<_>, DnsConfigError>>()?;
-            TokioResolver::builder_with_config(ResolverConfig::from_name_servers(servers), TokioRuntimeProvider::default())
+            TokioResolver::builder_with_config(
+                ResolverConfig::from_name_servers(servers),
+                TokioRuntimeProvider::default(),
+            )
         };
         let opts = builder.options_mut();
         opts.timeout = self.timeout.get();
-        opts.attempts = self.attempts;
+        opts.attempts = self.attempts.saturating_sub(1);
         opts.cache_size = self.cache_size;
         opts.use_hosts_file = ResolveHosts::Never;
         builder.build().map_err(|e| DnsConfigError::Build(e.to_string()))

@@ -144,7 +144,12 @@ where
         };
         let mut visitor = Fields::default();
         event.record(&mut visitor);
-        writeln!(writer, "{prefix}{}{}", printable(&visitor.message), printable(&visitor.rest))
+        writeln!(
+            writer,
+            "{prefix}{}{}",
+            printable(&visitor.message),
+            printable(&visitor.rest)
+        )
     }
 }
 
@@ -189,7 +194,14 @@ impl fmt::Display for DecisionLine<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let r = self.request;
         let queue_id = if r.queue_id.is_empty() { "NOQUEUE" } else { &r.queue_id };
-        write!(f, "{}: {}: {} from {}", printable(queue_id), self.decision.action.log_word(), printable(r.protocol_state.as_str()), printable(&r.client()))?;
+        write!(
+            f,
+            "{}: {}: {} from {}",
+            printable(queue_id),
+            self.decision.action.log_word(),
+            printable(r.protocol_state.as_str()),
+            printable(&r.client())
+        )?;
         let text = self.decision.action.text();
         if !text.is_empty() {
             write!(f, ": {}", printable(&text))?;
@@ -233,8 +245,14 @@ mod tests {
             invalid_utf8: vec![],
         };
         let request = PolicyRequest::from_raw(raw).unwrap();
-        let decision = Decision::new("DEFER_IF_PERMIT 4.7.1 Greylisted".parse::<Action>().unwrap(), "new").with("age", "0s");
-        let line = DecisionLine { request: &request, decision: &decision, elapsed: Duration::from_micros(210) }.to_string();
+        let decision =
+            Decision::new("DEFER_IF_PERMIT 4.7.1 Greylisted".parse::<Action>().unwrap(), "new").with("age", "0s");
+        let line = DecisionLine {
+            request: &request,
+            decision: &decision,
+            elapsed: Duration::from_micros(210),
+        }
+        .to_string();
         assert_eq!(
             line,
             "NOQUEUE: defer_if_permit: RCPT from unknown[198.51.100.4]: 4.7.1 Greylisted; from=<a@b.example> to=<c@d.example> helo=<evil?helo> reason=new age=0s time=0.21ms"

@@ -95,7 +95,10 @@ pub struct ServerOptions {
 
 impl Default for ServerOptions {
     fn default() -> Self {
-        ServerOptions { max_connections: 1000, shutdown_grace: Duration::from_secs(10) }
+        ServerOptions {
+            max_connections: 1000,
+            shutdown_grace: Duration::from_secs(10),
+        }
     }
 }
 
@@ -107,7 +110,12 @@ impl Default for ServerOptions {
 ///
 /// # Errors
 /// A listener could not be registered with the runtime.
-pub async fn run<H, F>(listeners: Vec<BoundListener>, options: ServerOptions, shutdown: Shutdown, handler: H) -> std::io::Result<usize>
+pub async fn run<H, F>(
+    listeners: Vec<BoundListener>,
+    options: ServerOptions,
+    shutdown: Shutdown,
+    handler: H,
+) -> std::io::Result<usize>
 where
     H: Fn(Conn, String, Shutdown) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = ()> + Send + 'static,
@@ -134,10 +142,15 @@ where
         let _ = task.await;
     }
     // Every connection task holds a sender; recv() returns None once all have ended.
-    let drained = tokio::time::timeout(options.shutdown_grace, alive_rx.recv()).await.is_ok();
+    let drained = tokio::time::timeout(options.shutdown_grace, alive_rx.recv())
+        .await
+        .is_ok();
     let left = open.load(std::sync::atomic::Ordering::SeqCst);
     if !drained && left > 0 {
-        tracing::warn!("shutdown grace period of {}s over; {left} connection(s) still open are dropped", options.shutdown_grace.as_secs());
+        tracing::warn!(
+            "shutdown grace period of {}s over; {left} connection(s) still open are dropped",
+            options.shutdown_grace.as_secs()
+        );
         return Ok(left);
     }
     Ok(0)
@@ -169,8 +182,13 @@ struct AcceptCtx {
     open: Arc<std::sync::atomic::AtomicUsize>,
 }
 
-async fn accept_loop<H, F>(listener: AnyListener, guard: Option<UnixPathGuard>, label: String, mut ctx: AcceptCtx, handler: H)
-where
+async fn accept_loop<H, F>(
+    listener: AnyListener,
+    guard: Option<UnixPathGuard>,
+    label: String,
+    mut ctx: AcceptCtx,
+    handler: H,
+) where
     H: Fn(Conn, String, Shutdown) -> F + Send + Sync + 'static,
     F: Future<Output = ()> + Send + 'static,
 {
@@ -181,7 +199,10 @@ where
             Ok(p) => p,
             Err(_) => {
                 if last_limit_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
-                    tracing::warn!("connection limit of {} reached on {label}; new connections wait until one closes", ctx.max);
+                    tracing::warn!(
+                        "connection limit of {} reached on {label}; new connections wait until one closes",
+                        ctx.max
+                    );
                     last_limit_warning = Some(Instant::now());
                 }
                 tokio::select! {

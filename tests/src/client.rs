@@ -21,6 +21,26 @@ pub enum ClientError {
 pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
+/// Opens a stream to `unix:/path` or `inet:host:port` (TCP with Nagle off); shared with
+/// [`crate::auth_client`].
+///
+/// # Errors
+/// Connection failure or an unknown address form.
+pub async fn connect_stream(addr: &str) -> Result<Box<dyn Stream>, ClientError> {
+    if let Some(path) = addr.strip_prefix("unix:") {
+        return Ok(Box::new(UnixStream::connect(Path::new(path)).await?));
+    }
+    let hostport = addr.strip_prefix("inet:").unwrap_or(addr);
+    let hostport = hostport.replace(['[', ']'], "");
+    let (host, port) = hostport
+        .rsplit_once(':')
+        .ok_or_else(|| ClientError::Malformed(addr.to_owned()))?;
+    let port: u16 = port.parse().map_err(|_| ClientError::Malformed(addr.to_owned()))?;
+    let s = TcpStream::connect((host, port)).await?;
+    s.set_nodelay(true)?;
+    Ok(Box::new(s))
+}
+
 /// One policy connection.
 pub struct PolicyClient {
     stream: BufReader<Box<dyn Stream>>,
@@ -29,7 +49,10 @@ pub struct PolicyClient {
 
 impl PolicyClient {
     pub fn new(stream: Box<dyn Stream>) -> PolicyClient {
-        PolicyClient { stream: BufReader::new(stream), line: String::new() }
+        PolicyClient {
+            stream: BufReader::new(stream),
+            line: String::new(),
+        }
     }
 
     /// Connects to `unix:/path` or `inet:host:port`.
@@ -37,16 +60,7 @@ impl PolicyClient {
     /// # Errors
     /// Connection failure or an unknown address form.
     pub async fn connect(addr: &str) -> Result<PolicyClient, ClientError> {
-        if let Some(path) = addr.strip_prefix("unix:") {
-            return Self::connect_unix(Path::new(path)).await;
-        }
-        let hostport = addr.strip_prefix("inet:").unwrap_or(addr);
-        let hostport = hostport.replace(['[', ']'], "");
-        let (host, port) = hostport.rsplit_once(':').ok_or_else(|| ClientError::Malformed(addr.to_owned()))?;
-        let port: u16 = port.parse().map_err(|_| ClientError::Malformed(addr.to_owned()))?;
-        let s = TcpStream::connect((host, port)).await?;
-        s.set_nodelay(true)?;
-        Ok(PolicyClient::new(Box::new(s)))
+        Ok(PolicyClient::new(connect_stream(addr).await?))
     }
 
     /// # Errors
@@ -104,7 +118,10 @@ impl PolicyClient {
             return Err(ClientError::Closed);
         }
         if self.line != "\n" {
-            return Err(ClientError::Malformed(format!("expected empty line after action, got {:?}", self.line)));
+            return Err(ClientError::Malformed(format!(
+                "expected empty line after action, got {:?}",
+                self.line
+            )));
         }
         Ok(action)
     }
@@ -112,12 +129,21 @@ impl PolicyClient {
     /// True if the server has closed the connection (reads EOF without blocking long).
     pub async fn is_closed(&mut self) -> bool {
         let mut tmp = String::new();
-        matches!(tokio::time::timeout(std::time::Duration::from_secs(5), self.stream.read_line(&mut tmp)).await, Ok(Ok(0)) | Ok(Err(_)))
+        matches!(
+            tokio::time::timeout(std::time::Duration::from_secs(5), self.stream.read_line(&mut tmp)).await,
+            Ok(Ok(0)) | Ok(Err(_))
+        )
     }
 }
 
 /// A typical RCPT-stage request, as Postfix 3.7 sends it.
-pub fn rcpt_request<'a>(client: &'a str, helo: &'a str, sender: &'a str, recipient: &'a str, instance: &'a str) -> Vec<(&'a str, &'a str)> {
+pub fn rcpt_request<'a>(
+    client: &'a str,
+    helo: &'a str,
+    sender: &'a str,
+    recipient: &'a str,
+    instance: &'a str,
+) -> Vec<(&'a str, &'a str)> {
     vec![
         ("request", "smtpd_access_policy"),
         ("protocol_state", "RCPT"),

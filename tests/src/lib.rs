@@ -2,6 +2,7 @@
 //! the real daemon binaries. Used by the integration tests in `tests/tests/` and by the load
 //! tool `postward-bench`.
 
+pub mod auth_client;
 pub mod client;
 pub mod dns;
 pub mod process;

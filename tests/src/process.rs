@@ -18,9 +18,16 @@ use tokio::process::{Child, Command};
 /// README's test command does).
 pub fn bin_path(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target/<profile> directory");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile> directory");
     let path = dir.join(name);
-    assert!(path.exists(), "{} not found: build the daemons first with `cargo build --workspace`", path.display());
+    assert!(
+        path.exists(),
+        "{} not found: build the daemons first with `cargo build --workspace`",
+        path.display()
+    );
     path
 }
 
@@ -38,6 +45,8 @@ pub fn root_ok() -> &'static str {
 pub struct DaemonProcess {
     child: Child,
     log: Arc<Mutex<Vec<String>>>,
+    /// The tasks copying stdout and stderr into `log`; they end at EOF.
+    readers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl DaemonProcess {
@@ -55,16 +64,26 @@ impl DaemonProcess {
             .spawn()
             .expect("start daemon");
         let log = Arc::new(Mutex::new(Vec::new()));
-        for stream in [child.stderr.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>), child.stdout.take().map(|s| Box::new(s) as _)].into_iter().flatten() {
+        let mut readers = Vec::new();
+        for stream in [
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+            child.stdout.take().map(|s| Box::new(s) as _),
+        ]
+        .into_iter()
+        .flatten()
+        {
             let sink = log.clone();
-            tokio::spawn(async move {
+            readers.push(tokio::spawn(async move {
                 let mut lines = BufReader::new(stream).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
                     sink.lock().expect("log lock").push(line);
                 }
-            });
+            }));
         }
-        DaemonProcess { child, log }
+        DaemonProcess { child, log, readers }
     }
 
     pub fn pid(&self) -> i32 {
@@ -86,7 +105,11 @@ impl DaemonProcess {
             if let Some(line) = self.log().into_iter().find(|l| l.contains(needle)) {
                 return line;
             }
-            assert!(tokio::time::Instant::now() < deadline, "no log line containing {needle:?} within {timeout:?}; log:\n{}", self.log().join("\n"));
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no log line containing {needle:?} within {timeout:?}; log:\n{}",
+                self.log().join("\n")
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -99,15 +122,25 @@ impl DaemonProcess {
         nix::sys::signal::kill(Pid::from_raw(self.pid()), signal).expect("send signal");
     }
 
-    /// Waits for the process to exit.
+    /// Waits for the process to exit, and for everything it wrote to be in [`Self::log`].
     pub async fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        tokio::time::timeout(timeout, self.child.wait()).await.ok().and_then(Result::ok)
+        let status = tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .ok()
+            .and_then(Result::ok)?;
+        for reader in self.readers.drain(..) {
+            let _ = tokio::time::timeout(timeout, reader).await;
+        }
+        Some(status)
     }
 
     /// Resident memory in kB from /proc, if the process is alive.
     pub fn rss_kb(&self) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
-        status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
     }
 }
 
@@ -118,7 +151,11 @@ impl DaemonProcess {
 pub async fn wait_for_path(path: &std::path::Path, timeout: Duration) {
     let deadline = tokio::time::Instant::now() + timeout;
     while !path.exists() {
-        assert!(tokio::time::Instant::now() < deadline, "{} did not appear within {timeout:?}", path.display());
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} did not appear within {timeout:?}",
+            path.display()
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

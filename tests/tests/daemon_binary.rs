@@ -2,6 +2,9 @@
 //! events: graceful shutdown, SIGHUP reload, stale and live sockets, configuration checks,
 //! privileges. Requires `cargo build --workspace` first (the README's test command does it).
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -17,7 +20,9 @@ struct Setup {
 
 impl Setup {
     fn new() -> Setup {
-        Setup { dir: tempfile::tempdir().unwrap() }
+        Setup {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
     fn socket(&self) -> PathBuf {
         self.dir.path().join("greyd.sock")
@@ -26,7 +31,11 @@ impl Setup {
         self.dir.path().join("greyd.toml")
     }
     fn write_config(&self, extra_server: &str, rest: &str) -> PathBuf {
-        let text = format!("[server]\nlisten = [\"unix:{}\"]\nshutdown_grace = \"3s\"\n{}{extra_server}\n{rest}", self.socket().display(), root_ok());
+        let text = format!(
+            "[server]\nlisten = [\"unix:{}\"]\nshutdown_grace = \"3s\"\n{}{extra_server}\n{rest}",
+            self.socket().display(),
+            root_ok()
+        );
         std::fs::write(self.config_path(), text).unwrap();
         self.config_path()
     }
@@ -43,7 +52,15 @@ impl Setup {
 }
 
 async fn ask(client: &mut PolicyClient) -> Result<String, ClientError> {
-    client.request(&rcpt_request("192.0.2.10", "mx.example.org", "a@example.org", "b@example.net", "1")).await
+    client
+        .request(&rcpt_request(
+            "192.0.2.10",
+            "mx.example.org",
+            "a@example.org",
+            "b@example.net",
+            "1",
+        ))
+        .await
 }
 
 #[tokio::test]
@@ -55,19 +72,29 @@ async fn graceful_shutdown_finishes_in_flight_request_then_exits() {
     assert_eq!(ask(&mut idle).await.unwrap(), "DUNNO");
     // A request that is half written when SIGTERM arrives is still answered.
     let mut busy = s.client().await;
-    busy.send_raw(b"request=smtpd_access_policy\nprotocol_state=RCPT\n").await.unwrap();
+    busy.send_raw(b"request=smtpd_access_policy\nprotocol_state=RCPT\n")
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     daemon.signal(Sig::SIGTERM);
     daemon.wait_for_log("SIGTERM received", T).await;
     busy.send_raw(b"client_address=192.0.2.1\n\n").await.unwrap();
-    assert_eq!(busy.read_reply().await.unwrap(), "DUNNO", "in-flight request must be finished");
+    assert_eq!(
+        busy.read_reply().await.unwrap(),
+        "DUNNO",
+        "in-flight request must be finished"
+    );
     // The idle connection is closed, new connections are refused, the process exits 0.
     assert!(idle.is_closed().await, "idle connection must be closed at shutdown");
     let status = daemon.wait(T).await.expect("daemon exits within the grace period");
     assert!(status.success(), "exit status {status:?}");
     assert!(!s.socket().exists(), "socket file removed at shutdown");
     assert!(PolicyClient::connect_unix(&s.socket()).await.is_err());
-    assert!(daemon.log().iter().any(|l| l.contains("postward-greyd stopped")), "{:?}", daemon.log());
+    assert!(
+        daemon.log().iter().any(|l| l.contains("postward-greyd stopped")),
+        "{:?}",
+        daemon.log()
+    );
 }
 
 #[tokio::test]
@@ -83,7 +110,10 @@ async fn shutdown_grace_bounds_a_stalled_client() {
     let status = daemon.wait(T).await.expect("daemon exits");
     assert!(status.success());
     let took = started.elapsed();
-    assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(8), "exit after the 3s grace period, took {took:?}");
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(8),
+        "exit after the 3s grace period, took {took:?}"
+    );
     daemon.wait_for_log("still open are dropped", T).await;
 }
 
@@ -100,21 +130,45 @@ async fn sighup_reload_good_and_broken_files() {
     daemon.signal(Sig::SIGHUP);
     let line = daemon.wait_for_log("configuration reloaded from", T).await;
     assert!(line.contains(s.config_path().to_str().unwrap()), "{line}");
-    assert_eq!(ask(&mut client).await.unwrap(), "DUNNO", "the same connection keeps working");
+    assert_eq!(
+        ask(&mut client).await.unwrap(),
+        "DUNNO",
+        "the same connection keeps working"
+    );
 
     // A broken file is refused with file, line and key, and the daemon keeps serving.
     s.write_config("", "[dns]\ntimeout = \"3 parsecs\"\n");
     daemon.signal(Sig::SIGHUP);
     let line = daemon.wait_for_log("reload failed", T).await;
-    assert!(line.starts_with("error: reload failed, keeping the running configuration:"), "{line}");
+    assert!(
+        line.starts_with("error: reload failed, keeping the running configuration:"),
+        "{line}"
+    );
     let text = std::fs::read_to_string(s.config_path()).unwrap();
     let line_no = text.lines().position(|l| l.starts_with("timeout")).unwrap() + 1;
-    assert!(line.contains(&format!("line {line_no}: key dns.timeout: invalid duration \"3 parsecs\"")), "{line}");
+    assert!(
+        line.contains(&format!(
+            "line {line_no}: key dns.timeout: invalid duration \"3 parsecs\""
+        )),
+        "{line}"
+    );
     assert_eq!(ask(&mut client).await.unwrap(), "DUNNO");
-    assert_eq!(ask(&mut s.client().await).await.unwrap(), "DUNNO", "new connections are served too");
+    assert_eq!(
+        ask(&mut s.client().await).await.unwrap(),
+        "DUNNO",
+        "new connections are served too"
+    );
 
     // Changing the socket needs a restart, and says so.
-    std::fs::write(s.config_path(), format!("[server]\nlisten = [\"unix:{}/other.sock\"]\n{}", s.dir.path().display(), root_ok())).unwrap();
+    std::fs::write(
+        s.config_path(),
+        format!(
+            "[server]\nlisten = [\"unix:{}/other.sock\"]\n{}",
+            s.dir.path().display(),
+            root_ok()
+        ),
+    )
+    .unwrap();
     daemon.signal(Sig::SIGHUP);
     daemon.wait_for_log("take effect only after a restart", T).await;
     assert_eq!(ask(&mut client).await.unwrap(), "DUNNO");
@@ -149,35 +203,69 @@ async fn malformed_request_is_logged_and_closed_while_others_are_served() {
     let daemon = s.start().await;
     let mut good = s.client().await;
     let mut bad = s.client().await;
-    bad.send_raw(b"request=smtpd_access_policy\nthis line has no equals sign\n\n").await.unwrap();
+    bad.send_raw(b"request=smtpd_access_policy\nthis line has no equals sign\n\n")
+        .await
+        .unwrap();
     assert!(matches!(bad.read_reply().await, Err(ClientError::Closed)));
     let line = daemon.wait_for_log("malformed policy request", T).await;
-    assert!(line.starts_with("warning: malformed policy request from unix peer pid"), "{line}");
-    assert!(line.contains("line 2 is not name=value: \"this line has no equals sign\"; closing connection without reply"), "{line}");
+    assert!(
+        line.starts_with("warning: malformed policy request from unix peer pid"),
+        "{line}"
+    );
+    assert!(
+        line.contains("line 2 is not name=value: \"this line has no equals sign\"; closing connection without reply"),
+        "{line}"
+    );
     assert_eq!(ask(&mut good).await.unwrap(), "DUNNO");
     // One decision line per request, Postfix style.
     let decision = daemon.wait_for_log("dunno: RCPT from unknown[192.0.2.10]", T).await;
-    assert!(decision.contains("from=<a@example.org> to=<b@example.net> helo=<mx.example.org> reason=no-checks time="), "{decision}");
+    assert!(
+        decision.contains("from=<a@example.org> to=<b@example.net> helo=<mx.example.org> reason=no-checks time="),
+        "{decision}"
+    );
 }
 
 fn check_config(path: &Path) -> (Option<i32>, String) {
-    let out = std::process::Command::new(bin_path(BIN)).args(["--check-config", "--config", path.to_str().unwrap()]).output().unwrap();
-    (out.status.code(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    let out = std::process::Command::new(bin_path(BIN))
+        .args(["--check-config", "--config", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }
 
 #[test]
 fn check_config_names_key_and_line() {
     let s = Setup::new();
     let cfg = s.config_path();
-    std::fs::write(&cfg, "[server]\nmax_connections = 10\n\n[dns]\nnameserver = [\"127.0.0.1\"]\n").unwrap();
+    std::fs::write(
+        &cfg,
+        "[server]\nmax_connections = 10\n\n[dns]\nnameserver = [\"127.0.0.1\"]\n",
+    )
+    .unwrap();
     let (code, out) = check_config(&cfg);
     assert_eq!(code, Some(78), "{out}");
-    assert!(out.contains(&format!("{}: line 5: key dns.nameserver: unknown field `nameserver`", cfg.display())), "{out}");
+    assert!(
+        out.contains(&format!(
+            "{}: line 5: key dns.nameserver: unknown field `nameserver`",
+            cfg.display()
+        )),
+        "{out}"
+    );
 
     std::fs::write(&cfg, "[dns]\nnameservers = [\"not-an-ip\"]\n").unwrap();
     let (code, out) = check_config(&cfg);
     assert_eq!(code, Some(78), "{out}");
-    assert!(out.contains("line 2: key dns.nameservers: invalid nameserver \"not-an-ip\""), "{out}");
+    assert!(
+        out.contains("line 2: key dns.nameservers: invalid nameserver \"not-an-ip\""),
+        "{out}"
+    );
 
     std::fs::write(&cfg, "[server]\nmax_connections = 10\n").unwrap();
     let (code, out) = check_config(&cfg);
@@ -192,10 +280,19 @@ fn check_config_names_key_and_line() {
 #[test]
 fn version_and_usage() {
     for bin in ["postward-greyd", "postward-policyd", "postward-authd"] {
-        let out = std::process::Command::new(bin_path(bin)).arg("--version").output().unwrap();
+        let out = std::process::Command::new(bin_path(bin))
+            .arg("--version")
+            .output()
+            .unwrap();
         assert!(out.status.success());
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("{bin} {}", env!("CARGO_PKG_VERSION")));
-        let out = std::process::Command::new(bin_path(bin)).arg("--frobnicate").output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            format!("{bin} {}", env!("CARGO_PKG_VERSION"))
+        );
+        let out = std::process::Command::new(bin_path(bin))
+            .arg("--frobnicate")
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(64));
     }
 }
@@ -208,22 +305,39 @@ async fn root_is_refused_unless_allowed_and_privileges_are_dropped() {
     }
     let s = Setup::new();
     // No user, no allow_root: refused.
-    std::fs::write(s.config_path(), format!("[server]\nlisten = [\"unix:{}\"]\n", s.socket().display())).unwrap();
+    std::fs::write(
+        s.config_path(),
+        format!("[server]\nlisten = [\"unix:{}\"]\n", s.socket().display()),
+    )
+    .unwrap();
     let mut d = DaemonProcess::start(BIN, &["--config", s.config_path().to_str().unwrap()]);
     assert_eq!(d.wait(T).await.expect("exits").code(), Some(1));
     assert!(d.log().join("\n").contains("refusing to run as root"), "{:?}", d.log());
 
     // user = nobody: the socket is bound as root with the configured mode, then the process
     // runs as nobody.
-    std::fs::write(s.config_path(), format!("[server]\nlisten = [\"unix:{}\"]\nuser = \"nobody\"\nsocket_mode = \"0666\"\n", s.socket().display())).unwrap();
+    std::fs::write(
+        s.config_path(),
+        format!(
+            "[server]\nlisten = [\"unix:{}\"]\nuser = \"nobody\"\nsocket_mode = \"0666\"\n",
+            s.socket().display()
+        ),
+    )
+    .unwrap();
     let d = s.start().await;
     d.wait_for_log("running as user nobody", T).await;
     let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap();
     let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
     let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap().uid.as_raw();
-    assert!(uid_line.split_whitespace().skip(1).all(|u| u == nobody.to_string()), "{uid_line}");
+    assert!(
+        uid_line.split_whitespace().skip(1).all(|u| u == nobody.to_string()),
+        "{uid_line}"
+    );
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(s.socket()).unwrap().permissions().mode() & 0o777, 0o666);
+    assert_eq!(
+        std::fs::metadata(s.socket()).unwrap().permissions().mode() & 0o777,
+        0o666
+    );
     assert_eq!(ask(&mut s.client().await).await.unwrap(), "DUNNO");
 }
 
@@ -232,7 +346,68 @@ fn shipped_example_configs_are_valid() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     for d in ["greyd", "policyd", "authd"] {
         let cfg = root.join(format!("contrib/config/{d}.toml"));
-        let out = std::process::Command::new(bin_path(&format!("postward-{d}"))).args(["--check-config", "--config", cfg.to_str().unwrap()]).output().unwrap();
-        assert!(out.status.success(), "{}: {}", cfg.display(), String::from_utf8_lossy(&out.stderr));
+        let out = std::process::Command::new(bin_path(&format!("postward-{d}")))
+            .args(["--check-config", "--config", cfg.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            cfg.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
+}
+
+/// Socket activation as systemd does it: the listening socket arrives as fd 3 with
+/// `LISTEN_FDS=1` and `LISTEN_PID` set to the daemon's own pid. A small Python wrapper plays
+/// systemd (it binds, then execs the daemon in its own process so the pid matches).
+#[tokio::test]
+async fn systemd_socket_activation() {
+    if std::process::Command::new("python3").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: python3 is needed to play systemd");
+        return;
+    }
+    let s = Setup::new();
+    std::fs::write(
+        s.config_path(),
+        format!("[server]\nlisten = [\"systemd\"]\n{}", root_ok()),
+    )
+    .unwrap();
+    let script = r#"
+import os, socket, sys
+path, binary, config = sys.argv[1:4]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(path)
+s.listen(16)
+if s.fileno() != 3:
+    os.dup2(s.fileno(), 3)
+os.set_inheritable(3, True)
+os.environ["LISTEN_FDS"] = "1"
+os.environ["LISTEN_PID"] = str(os.getpid())
+os.execv(binary, [binary, "--config", config])
+"#;
+    let child = tokio::process::Command::new("python3")
+        .args([
+            "-c",
+            script,
+            s.socket().to_str().unwrap(),
+            bin_path(BIN).to_str().unwrap(),
+            s.config_path().to_str().unwrap(),
+        ])
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    wait_for_path(&s.socket(), T).await;
+    let mut client = s.client().await;
+    assert_eq!(ask(&mut client).await.unwrap(), "DUNNO");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id().unwrap() as i32), Sig::SIGTERM).unwrap();
+    let out = tokio::time::timeout(T, child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("listening on unix:"), "{log}");
 }

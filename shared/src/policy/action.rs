@@ -16,10 +16,7 @@ pub struct Text(String);
 
 impl Text {
     pub fn new(text: &str) -> Text {
-        let cleaned: String = text
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
+        let cleaned: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
         Text(cleaned.trim().to_owned())
     }
 
@@ -68,9 +65,15 @@ impl EnhancedStatus {
         };
         let c = num(c, 1)?;
         if c != u16::from(class) {
-            return Err(ActionError::StatusClass { status: text.to_owned(), class });
+            return Err(ActionError::StatusClass {
+                status: text.to_owned(),
+                class,
+            });
         }
-        Ok(EnhancedStatus { subject: num(s, 3)?, detail: num(d, 3)? })
+        Ok(EnhancedStatus {
+            subject: num(s, 3)?,
+            detail: num(d, 3)?,
+        })
     }
 
     fn write(&self, f: &mut fmt::Formatter<'_>, class: u8) -> fmt::Result {
@@ -111,7 +114,10 @@ pub struct Reply {
 
 impl Reply {
     pub fn new(status: Option<EnhancedStatus>, text: &str) -> Reply {
-        Reply { status, text: Text::new(text) }
+        Reply {
+            status,
+            text: Text::new(text),
+        }
     }
 
     fn write(&self, f: &mut fmt::Formatter<'_>, class: u8) -> fmt::Result {
@@ -153,7 +159,10 @@ impl Header {
         if !ok {
             return Err(ActionError::BadHeaderName(crate::logging::printable(name).into_owned()));
         }
-        Ok(Header { name: name.to_owned(), value: Text::new(value) })
+        Ok(Header {
+            name: name.to_owned(),
+            value: Text::new(value),
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -185,7 +194,11 @@ pub enum ActionError {
     #[error("PREPEND needs \"Name: value\", got {0:?}")]
     BadPrepend(String),
     #[error("{action} needs {what}, got {got:?}")]
-    BadArgument { action: &'static str, what: &'static str, got: String },
+    BadArgument {
+        action: &'static str,
+        what: &'static str,
+        got: String,
+    },
     #[error("unknown action {0:?}")]
     Unknown(String),
 }
@@ -274,7 +287,11 @@ fn single_word(
     valid: impl Fn(&str) -> bool,
 ) -> Result<Text, ActionError> {
     if value.is_empty() || value.chars().any(|c| c.is_whitespace() || c.is_control()) || !valid(value) {
-        return Err(ActionError::BadArgument { action, what, got: crate::logging::printable(value).into_owned() });
+        return Err(ActionError::BadArgument {
+            action,
+            what,
+            got: crate::logging::printable(value).into_owned(),
+        });
     }
     Ok(Text::new(value))
 }
@@ -343,7 +360,9 @@ impl FromStr for Action {
             "DEFER_IF_PERMIT" => Action::DeferIfPermit(Reply::parse(rest, 4)?),
             "DEFER_IF_REJECT" => Action::DeferIfReject(Reply::parse(rest, 4)?),
             "PREPEND" => {
-                let (name, value) = rest.split_once(':').ok_or_else(|| ActionError::BadPrepend(rest.to_owned()))?;
+                let (name, value) = rest
+                    .split_once(':')
+                    .ok_or_else(|| ActionError::BadPrepend(rest.to_owned()))?;
                 Action::Prepend(Header::new(name.trim(), value)?)
             }
             "WARN" => Action::Warn(Text::new(rest)),
@@ -371,21 +390,65 @@ mod tests {
             ("dunno", Action::Dunno, "DUNNO"),
             ("ok", Action::Ok, "OK"),
             ("bare reject", Action::Reject(Reply::default()), "REJECT"),
-            ("reject with status and text", Action::Reject(Reply::new(st(7, 23), "SPF fail")), "REJECT 5.7.23 SPF fail"),
-            ("defer text only", Action::Defer(Reply::new(None, "later")), "DEFER later"),
-            ("defer_if_permit", Action::DeferIfPermit(Reply::new(st(7, 1), "Greylisted, retry in 300 s")), "DEFER_IF_PERMIT 4.7.1 Greylisted, retry in 300 s"),
-            ("defer_if_reject", Action::DeferIfReject(Reply::new(None, "x")), "DEFER_IF_REJECT x"),
-            ("literal 550", Action::Literal(ReplyCode::new(550).unwrap(), Reply::new(st(7, 23), "no")), "550 5.7.23 no"),
-            ("literal 451", Action::Literal(ReplyCode::new(451).unwrap(), Reply::new(st(3, 0), "try again")), "451 4.3.0 try again"),
-            ("prepend", Action::Prepend(Header::new("X-Greylist", "delayed 301 seconds").unwrap()), "PREPEND X-Greylist: delayed 301 seconds"),
+            (
+                "reject with status and text",
+                Action::Reject(Reply::new(st(7, 23), "SPF fail")),
+                "REJECT 5.7.23 SPF fail",
+            ),
+            (
+                "defer text only",
+                Action::Defer(Reply::new(None, "later")),
+                "DEFER later",
+            ),
+            (
+                "defer_if_permit",
+                Action::DeferIfPermit(Reply::new(st(7, 1), "Greylisted, retry in 300 s")),
+                "DEFER_IF_PERMIT 4.7.1 Greylisted, retry in 300 s",
+            ),
+            (
+                "defer_if_reject",
+                Action::DeferIfReject(Reply::new(None, "x")),
+                "DEFER_IF_REJECT x",
+            ),
+            (
+                "literal 550",
+                Action::Literal(ReplyCode::new(550).unwrap(), Reply::new(st(7, 23), "no")),
+                "550 5.7.23 no",
+            ),
+            (
+                "literal 451",
+                Action::Literal(ReplyCode::new(451).unwrap(), Reply::new(st(3, 0), "try again")),
+                "451 4.3.0 try again",
+            ),
+            (
+                "prepend",
+                Action::Prepend(Header::new("X-Greylist", "delayed 301 seconds").unwrap()),
+                "PREPEND X-Greylist: delayed 301 seconds",
+            ),
             ("warn", Action::Warn(Text::new("dry run")), "WARN dry run"),
             ("info empty", Action::Info(Text::new("")), "INFO"),
             ("hold", Action::Hold(Text::new("review")), "HOLD review"),
             ("discard", Action::Discard(Text::new("gone")), "DISCARD gone"),
-            ("filter", Action::filter("smtp:[127.0.0.1]:10025").unwrap(), "FILTER smtp:[127.0.0.1]:10025"),
-            ("redirect", Action::redirect("abuse@example.org").unwrap(), "REDIRECT abuse@example.org"),
-            ("CR LF NUL stripped", Action::Reject(Reply::new(None, "a\r\nb\0c\td")), "REJECT a  b c d"),
-            ("header value sanitized", Action::Prepend(Header::new("X-A", "v\nX-Evil: 1").unwrap()), "PREPEND X-A: v X-Evil: 1"),
+            (
+                "filter",
+                Action::filter("smtp:[127.0.0.1]:10025").unwrap(),
+                "FILTER smtp:[127.0.0.1]:10025",
+            ),
+            (
+                "redirect",
+                Action::redirect("abuse@example.org").unwrap(),
+                "REDIRECT abuse@example.org",
+            ),
+            (
+                "CR LF NUL stripped",
+                Action::Reject(Reply::new(None, "a\r\nb\0c\td")),
+                "REJECT a  b c d",
+            ),
+            (
+                "header value sanitized",
+                Action::Prepend(Header::new("X-A", "v\nX-Evil: 1").unwrap()),
+                "PREPEND X-A: v X-Evil: 1",
+            ),
         ];
         for (label, action, want) in cases {
             let rendered = action.to_string();
@@ -398,16 +461,49 @@ mod tests {
 
     #[test]
     fn parse_errors() {
-        assert_eq!("REJECT 4.7.1 x".parse::<Action>(), Err(ActionError::StatusClass { status: "4.7.1".into(), class: 5 }));
-        assert_eq!("DEFER_IF_PERMIT 5.7.1 x".parse::<Action>(), Err(ActionError::StatusClass { status: "5.7.1".into(), class: 4 }));
-        assert_eq!("REJECT 5.7 x".parse::<Action>(), Err(ActionError::BadStatus("5.7".into())));
+        assert_eq!(
+            "REJECT 4.7.1 x".parse::<Action>(),
+            Err(ActionError::StatusClass {
+                status: "4.7.1".into(),
+                class: 5
+            })
+        );
+        assert_eq!(
+            "DEFER_IF_PERMIT 5.7.1 x".parse::<Action>(),
+            Err(ActionError::StatusClass {
+                status: "5.7.1".into(),
+                class: 4
+            })
+        );
+        assert_eq!(
+            "REJECT 5.7 x".parse::<Action>(),
+            Err(ActionError::BadStatus("5.7".into()))
+        );
         assert_eq!("350 nope".parse::<Action>(), Err(ActionError::BadCode(350)));
-        assert_eq!("PREPEND nocolon".parse::<Action>(), Err(ActionError::BadPrepend("nocolon".into())));
-        assert!(matches!("PREPEND Bad Name: v".parse::<Action>(), Err(ActionError::BadHeaderName(_))));
-        assert!(matches!("FILTER nodest".parse::<Action>(), Err(ActionError::BadArgument { .. })));
-        assert!(matches!("REDIRECT a b@c".parse::<Action>(), Err(ActionError::BadArgument { .. })));
+        assert_eq!(
+            "PREPEND nocolon".parse::<Action>(),
+            Err(ActionError::BadPrepend("nocolon".into()))
+        );
+        assert!(matches!(
+            "PREPEND Bad Name: v".parse::<Action>(),
+            Err(ActionError::BadHeaderName(_))
+        ));
+        assert!(matches!(
+            "FILTER nodest".parse::<Action>(),
+            Err(ActionError::BadArgument { .. })
+        ));
+        assert!(matches!(
+            "REDIRECT a b@c".parse::<Action>(),
+            Err(ActionError::BadArgument { .. })
+        ));
         assert_eq!("permit".parse::<Action>(), Err(ActionError::Unknown("permit".into())));
-        assert_eq!("defer_if_permit 4.7.1 lower case".parse::<Action>().unwrap().to_string(), "DEFER_IF_PERMIT 4.7.1 lower case");
+        assert_eq!(
+            "defer_if_permit 4.7.1 lower case"
+                .parse::<Action>()
+                .unwrap()
+                .to_string(),
+            "DEFER_IF_PERMIT 4.7.1 lower case"
+        );
     }
 
     #[test]

@@ -148,10 +148,7 @@ impl PolicyRequest {
             policy_context: get("policy_context").to_owned(),
             attributes: Vec::new(),
         };
-        Ok(PolicyRequest {
-            attributes,
-            ..request
-        })
+        Ok(PolicyRequest { attributes, ..request })
     }
 
     /// The last value of any attribute, including ones not modelled above.
@@ -209,13 +206,10 @@ fn parse_opt<T: FromStr>(name: &'static str, value: &str) -> Result<Option<T>, R
     if value.is_empty() {
         return Ok(None);
     }
-    value
-        .parse()
-        .map(Some)
-        .map_err(|_| RequestError::InvalidAttribute {
-            name,
-            value: crate::logging::printable(value).into_owned(),
-        })
+    value.parse().map(Some).map_err(|_| RequestError::InvalidAttribute {
+        name,
+        value: crate::logging::printable(value).into_owned(),
+    })
 }
 
 #[cfg(test)]
@@ -224,10 +218,7 @@ mod tests {
 
     fn raw(pairs: &[(&str, &str)]) -> RawRequest {
         RawRequest {
-            attributes: pairs
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.to_string()))
-                .collect(),
+            attributes: pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
             invalid_utf8: vec![],
         }
     }
@@ -286,11 +277,8 @@ mod tests {
         ]))
         .unwrap_err();
         assert_eq!(err.to_string(), "invalid client_address \"999.1.1.1\"");
-        let err = PolicyRequest::from_raw(raw(&[
-            ("request", "smtpd_access_policy"),
-            ("server_port", "99999"),
-        ]))
-        .unwrap_err();
+        let err =
+            PolicyRequest::from_raw(raw(&[("request", "smtpd_access_policy"), ("server_port", "99999")])).unwrap_err();
         assert_eq!(err.to_string(), "invalid server_port \"99999\"");
     }
 }
