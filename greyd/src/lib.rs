@@ -37,14 +37,7 @@ impl CommonConfig for Config {
         &self.log
     }
     fn validate(&self) -> Result<(), (String, String)> {
-        self.dns.validate().map_err(|e| {
-            let key = if matches!(e, shared::dns::DnsConfigError::Attempts) {
-                "dns.attempts"
-            } else {
-                "dns.nameservers"
-            };
-            (key.to_owned(), e.to_string())
-        })
+        self.dns.check("dns")
     }
 }
 

@@ -77,6 +77,21 @@ impl DnsConfig {
         self.nameservers.iter().try_for_each(|n| parse_nameserver(n).map(drop))
     }
 
+    /// [`DnsConfig::validate`] for [`crate::config::CommonConfig::validate`]: the error comes
+    /// with the dotted key (under `section`) that a configuration error names.
+    ///
+    /// # Errors
+    /// The key and message of the first invalid setting.
+    pub fn check(&self, section: &str) -> Result<(), (String, String)> {
+        self.validate().map_err(|e| {
+            let key = match e {
+                DnsConfigError::Attempts => "attempts",
+                _ => "nameservers",
+            };
+            (format!("{section}.{key}"), e.to_string())
+        })
+    }
+
     /// Builds the resolver. Must be called inside a Tokio runtime.
     ///
     /// # Errors

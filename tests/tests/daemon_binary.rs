@@ -267,6 +267,11 @@ fn check_config_names_key_and_line() {
         "{out}"
     );
 
+    std::fs::write(&cfg, "[dns]\n\nattempts = 0\n").unwrap();
+    let (code, out) = check_config(&cfg);
+    assert_eq!(code, Some(78), "{out}");
+    assert!(out.contains("line 3: key dns.attempts: attempts must be at least 1"), "{out}");
+
     std::fs::write(&cfg, "[server]\nmax_connections = 10\n").unwrap();
     let (code, out) = check_config(&cfg);
     assert_eq!(code, Some(0), "{out}");
