@@ -270,7 +270,10 @@ fn check_config_names_key_and_line() {
     std::fs::write(&cfg, "[dns]\n\nattempts = 0\n").unwrap();
     let (code, out) = check_config(&cfg);
     assert_eq!(code, Some(78), "{out}");
-    assert!(out.contains("line 3: key dns.attempts: attempts must be at least 1"), "{out}");
+    assert!(
+        out.contains("line 3: key dns.attempts: attempts must be at least 1"),
+        "{out}"
+    );
 
     std::fs::write(&cfg, "[server]\nmax_connections = 10\n").unwrap();
     let (code, out) = check_config(&cfg);
@@ -415,4 +418,21 @@ os.execv(binary, [binary, "--config", config])
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{log}");
     assert!(log.contains("listening on unix:"), "{log}");
+}
+
+#[tokio::test]
+async fn inet_listener_on_loopback() {
+    let s = Setup::new();
+    std::fs::write(
+        s.config_path(),
+        format!("[server]\nlisten = [\"inet:127.0.0.1:0\"]\n{}", root_ok()),
+    )
+    .unwrap();
+    let daemon = DaemonProcess::start(BIN, &["--config", s.config_path().to_str().unwrap()]);
+    let line = daemon.wait_for_log("listening on inet:", T).await;
+    let addr = line.rsplit("inet:").next().unwrap().trim().to_owned();
+    assert!(addr.starts_with("127.0.0.1:") && !addr.ends_with(":0"), "{line}");
+    let mut client = PolicyClient::connect(&format!("inet:{addr}")).await.unwrap();
+    assert_eq!(ask(&mut client).await.unwrap(), "DUNNO");
+    assert_eq!(ask(&mut client).await.unwrap(), "DUNNO", "the connection stays open");
 }
