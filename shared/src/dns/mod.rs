@@ -15,6 +15,9 @@ use serde::Deserialize;
 
 use crate::duration::ConfigDuration;
 
+mod spf;
+pub use spf::SpfLookup;
+
 /// `[dns]`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
