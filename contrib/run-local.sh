@@ -33,7 +33,8 @@ trap cleanup EXIT INT TERM
 
 for d in greyd policyd; do
     rm -f "$rundir/postward-$d.sock"
-    "${as_user[@]}" "$bin/postward-$d" --listen "unix:$rundir/postward-$d.sock" &
+    # greyd keeps its SQLite file in $STATE_DIRECTORY, as under systemd's StateDirectory=.
+    STATE_DIRECTORY=$rundir "${as_user[@]}" "$bin/postward-$d" --listen "unix:$rundir/postward-$d.sock" &
     pids+=($!)
 done
 for d in greyd policyd; do
@@ -44,8 +45,8 @@ done
 cat <<TXT
 
 postward is running on built-in defaults:
-  postward-greyd    unix:$rundir/postward-greyd.sock
-  postward-policyd  unix:$rundir/postward-policyd.sock
+  postward-greyd    unix:$rundir/postward-greyd.sock   (greylist in $rundir/greyd.sqlite)
+  postward-policyd  unix:$rundir/postward-policyd.sock (checks not in this release yet: answers DUNNO)
   (postward-authd: not in this release yet)
 
 Paste into /etc/postfix/main.cf (smtpd must not be chrooted to reach these paths; the

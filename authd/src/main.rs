@@ -17,10 +17,7 @@ fn main() -> ExitCode {
         println!("{} {}", authd::NAME, env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
-    let path = cli
-        .config
-        .clone()
-        .or_else(|| Some(PathBuf::from(authd::DEFAULT_CONFIG)).filter(|p| p.exists()));
+    let path = cli.config.clone().or_else(|| Some(PathBuf::from(authd::DEFAULT_CONFIG)).filter(|p| p.exists()));
     let checked = match &path {
         Some(p) => shared::config::load_checked::<authd::Config>(p).map(drop),
         None => shared::config::check(&authd::Config::default(), None, Path::new("(built-in defaults)")),
@@ -33,9 +30,6 @@ fn main() -> ExitCode {
         println!("{}: configuration is valid", authd::NAME);
         return ExitCode::SUCCESS;
     }
-    eprintln!(
-        "{}: the Dovecot auth protocol server is not implemented in this release",
-        authd::NAME
-    );
+    eprintln!("{}: the Dovecot auth protocol server is not implemented in this release", authd::NAME);
     ExitCode::from(1)
 }

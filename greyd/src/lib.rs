@@ -1,55 +1,45 @@
-//! postward-greyd: greylisting (postgrey/sqlgrey replacement), speaking the Postfix SMTP access policy delegation protocol.
+//! postward-greyd: greylisting for Postfix over the SMTP access policy delegation protocol,
+//! replacing postgrey and sqlgrey.
 //!
-//! Status: the foundation release. The daemon runs on the shared runtime (sockets, limits,
-//! reload, privilege drop, logging) and answers every request with `DUNNO` ("no opinion",
-//! Postfix goes on to its next restriction), so wiring it into Postfix is already safe; the
-//! Greylisting checks themselves are added on top of this skeleton.
+//! # Layout
+//! - [`service`]: one request's path, top to bottom, and store-outage handling.
+//! - [`greylist`]: the decision rules as pure functions of lookups and time.
+//! - [`triplet`]: the key (client network, folded sender, recipient).
+//! - [`store`]: SQLite, PostgreSQL and MySQL/MariaDB through sqlx, migrations, expiry.
+//! - [`cache`]: what may be answered from memory when several MX hosts share a database.
+//! - [`whitelist`]: client, recipient and sender lists (postgrey's format) and the built-in list.
+//! - [`pool`]: sender pools recognised through SPF.
+//! - [`selective`]: what makes a client suspicious in selective mode.
+//! - [`header`]: the `X-Greylist` header.
+//! - [`config`]: the configuration file, `/etc/postward/greyd.toml`.
+//! - [`commands`]: `stats`, `dump` and `check`.
 
 use std::sync::Arc;
 
-use serde::Deserialize;
-use shared::config::{CommonConfig, ServerConfig};
 use shared::daemon::{BuildError, Daemon, serve_policy_conn};
-use shared::dns::DnsConfig;
-use shared::logging::LogConfig;
-use shared::policy::{Action, Decision, PolicyRequest, PolicyService, ServeOptions};
+use shared::policy::{Decision, PolicyRequest, PolicyService, ServeOptions};
 use shared::server::Conn;
 use shared::signals::Shutdown;
 use tokio::sync::watch;
 
-/// The whole configuration file (`/etc/postward/greyd.toml`).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Config {
-    pub server: ServerConfig,
-    pub log: LogConfig,
-    pub dns: DnsConfig,
-}
+pub mod cache;
+pub mod commands;
+pub mod config;
+pub mod greylist;
+pub mod header;
+pub mod pool;
+pub mod selective;
+pub mod service;
+pub mod store;
+pub mod triplet;
+pub mod whitelist;
 
-impl CommonConfig for Config {
-    fn server(&self) -> &ServerConfig {
-        &self.server
-    }
-    fn server_mut(&mut self) -> &mut ServerConfig {
-        &mut self.server
-    }
-    fn log(&self) -> &LogConfig {
-        &self.log
-    }
-    fn validate(&self) -> Result<(), (String, String)> {
-        self.dns.check("dns")
-    }
-}
-
-/// The running service, rebuilt on every reload.
-pub struct Service {
-    #[allow(dead_code)]
-    config: Arc<Config>,
-}
+pub use config::Config;
+pub use service::Service;
 
 impl PolicyService for Service {
-    async fn decide(&self, _request: &PolicyRequest) -> Decision {
-        Decision::new(Action::Dunno, "no-checks")
+    async fn decide(&self, request: &PolicyRequest) -> Decision {
+        Service::decide(self, request).await
     }
 }
 
@@ -60,7 +50,7 @@ impl Daemon for Service {
     type Config = Config;
 
     async fn build(config: Arc<Config>) -> Result<Self, BuildError> {
-        Ok(Service { config })
+        Service::build(config).await
     }
 
     fn serve(

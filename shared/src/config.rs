@@ -63,24 +63,14 @@ pub fn parse<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T, ConfigEr
             Some(span) => locate(text, span.start),
             None => (None, None),
         };
-        ConfigError {
-            path: path.to_owned(),
-            line,
-            key,
-            message: e.message().trim().to_owned(),
-        }
+        ConfigError { path: path.to_owned(), line, key, message: e.message().trim().to_owned() }
     })
 }
 
 /// An error found after parsing (a cross-field check), located by searching for its key.
 pub fn invalid(text: Option<&str>, path: &Path, key: &str, message: impl Into<String>) -> ConfigError {
     let line = text.and_then(|t| find_key_line(t, key));
-    ConfigError {
-        path: path.to_owned(),
-        line,
-        key: Some(key.to_owned()),
-        message: message.into(),
-    }
+    ConfigError { path: path.to_owned(), line, key: Some(key.to_owned()), message: message.into() }
 }
 
 /// The 1-based line of byte `offset` and the dotted key written on that line, if any.
@@ -186,17 +176,8 @@ impl ServerConfig {
         let mode = u32::from_str_radix(self.socket_mode.trim_start_matches("0o"), 8)
             .ok()
             .filter(|m| *m <= 0o777)
-            .ok_or_else(|| {
-                format!(
-                    "invalid socket_mode {:?} (expected octal, e.g. \"0660\")",
-                    self.socket_mode
-                )
-            })?;
-        Ok(SocketPermissions {
-            mode,
-            owner: self.socket_owner.clone(),
-            group: self.socket_group.clone(),
-        })
+            .ok_or_else(|| format!("invalid socket_mode {:?} (expected octal, e.g. \"0660\")", self.socket_mode))?;
+        Ok(SocketPermissions { mode, owner: self.socket_owner.clone(), group: self.socket_group.clone() })
     }
 
     /// Checks values serde cannot check alone.
@@ -204,16 +185,12 @@ impl ServerConfig {
     /// # Errors
     /// The dotted key and what is wrong with it.
     pub fn validate(&self) -> Result<(), (String, String)> {
-        self.socket_permissions()
-            .map_err(|m| ("server.socket_mode".to_owned(), m))?;
+        self.socket_permissions().map_err(|m| ("server.socket_mode".to_owned(), m))?;
         if self.max_connections == 0 {
             return Err(("server.max_connections".into(), "must be at least 1".into()));
         }
         if self.request_timeout.get().is_zero() || self.idle_timeout.get().is_zero() {
-            return Err((
-                "server.request_timeout".into(),
-                "timeouts must be greater than zero".into(),
-            ));
+            return Err(("server.request_timeout".into(), "timeouts must be greater than zero".into()));
         }
         Ok(())
     }
@@ -255,10 +232,7 @@ pub fn load_checked<C: CommonConfig>(path: &Path) -> Result<C, ConfigError> {
 /// # Errors
 /// The first invalid setting, located in `text` when given.
 pub fn check<C: CommonConfig>(config: &C, text: Option<&str>, path: &Path) -> Result<(), ConfigError> {
-    config
-        .server()
-        .validate()
-        .map_err(|(k, m)| invalid(text, path, &k, m))?;
+    config.server().validate().map_err(|(k, m)| invalid(text, path, &k, m))?;
     config.validate().map_err(|(k, m)| invalid(text, path, &k, m))
 }
 
@@ -312,10 +286,7 @@ mod tests {
             "{e}"
         );
         let e = err("[server]\nlisten = [\"tcp:1.2.3.4:5\"]\n");
-        assert!(
-            e.starts_with("/etc/postward/test.toml: line 2: key server.listen: invalid listen address"),
-            "{e}"
-        );
+        assert!(e.starts_with("/etc/postward/test.toml: line 2: key server.listen: invalid listen address"), "{e}");
         let e = err("[server]\nsocket_mode = \"999\"\n");
         assert_eq!(
             e,
@@ -324,19 +295,14 @@ mod tests {
         let e = err("[server\n");
         assert!(e.starts_with("/etc/postward/test.toml: line 1"), "{e}");
         let e = err("[log]\nlevel = \"loud\"\n");
-        assert!(
-            e.starts_with("/etc/postward/test.toml: line 2: key log.level: unknown variant `loud`"),
-            "{e}"
-        );
+        assert!(e.starts_with("/etc/postward/test.toml: line 2: key log.level: unknown variant `loud`"), "{e}");
     }
 
     #[test]
     fn defaults_and_values() {
-        let c: Sample = parse(
-            "[server]\nsocket_mode = \"0600\"\nidle_timeout = \"2h\"\n[greylist]\ndelay = 300\n",
-            Path::new("x"),
-        )
-        .unwrap();
+        let c: Sample =
+            parse("[server]\nsocket_mode = \"0600\"\nidle_timeout = \"2h\"\n[greylist]\ndelay = 300\n", Path::new("x"))
+                .unwrap();
         assert_eq!(c.server.socket_permissions().unwrap().mode, 0o600);
         assert_eq!(c.server.idle_timeout, ConfigDuration::secs(7200));
         assert_eq!(c.greylist.delay, ConfigDuration::secs(300));

@@ -58,15 +58,7 @@ pub async fn serve_policy_conn<S: PolicyService>(
     mut shutdown: Shutdown,
 ) {
     let (r, w) = conn.into_split();
-    serve_policy(
-        &service,
-        BufReader::with_capacity(4096, r),
-        w,
-        &peer,
-        &options,
-        &mut shutdown,
-    )
-    .await;
+    serve_policy(&service, BufReader::with_capacity(4096, r), w, &peer, &options, &mut shutdown).await;
 }
 
 /// The parsed command line.
@@ -93,12 +85,8 @@ impl Cli {
                 Some((n, v)) if n.starts_with("--") => (n.to_owned(), Some(v.to_owned())),
                 _ => (arg.clone(), None),
             };
-            let mut value = |what: &str| {
-                inline
-                    .clone()
-                    .or_else(|| args.next())
-                    .ok_or_else(|| format!("{name} needs {what}"))
-            };
+            let mut value =
+                |what: &str| inline.clone().or_else(|| args.next()).ok_or_else(|| format!("{name} needs {what}"));
             match name.as_str() {
                 "-c" | "--config" => cli.config = Some(PathBuf::from(value("a file path")?)),
                 "-t" | "--check-config" => cli.check_config = true,
@@ -133,19 +121,32 @@ enum Source {
     Defaults,
 }
 
-fn load_config<D: Daemon>(cli: &Cli) -> Result<(D::Config, Source), ConfigError> {
-    let path = match &cli.config {
-        Some(p) => Some(p.clone()),
-        None => Some(PathBuf::from(D::DEFAULT_CONFIG)).filter(|p| p.exists()),
+/// Loads a configuration the way every daemon and command does: `explicit` if given, else
+/// `default_path` if it exists, else the built-in defaults. Returns the file used, if any.
+///
+/// # Errors
+/// The file cannot be read or is invalid.
+pub fn load_config_from<C: CommonConfig>(
+    explicit: Option<&Path>,
+    default_path: &str,
+) -> Result<(C, Option<PathBuf>), ConfigError> {
+    let path = match explicit {
+        Some(p) => Some(p.to_owned()),
+        None => Some(PathBuf::from(default_path)).filter(|p| p.exists()),
     };
-    let mut config = match &path {
-        Some(p) => config::load_checked::<D::Config>(p)?,
+    let config = match &path {
+        Some(p) => config::load_checked::<C>(p)?,
         None => {
-            let c = D::Config::default();
+            let c = C::default();
             config::check(&c, None, Path::new("(built-in defaults)"))?;
             c
         }
     };
+    Ok((config, path))
+}
+
+fn load_config<D: Daemon>(cli: &Cli) -> Result<(D::Config, Source), ConfigError> {
+    let (mut config, path) = load_config_from::<D::Config>(cli.config.as_deref(), D::DEFAULT_CONFIG)?;
     apply_cli::<D>(&mut config, cli);
     Ok((config, path.map_or(Source::Defaults, Source::File)))
 }
@@ -234,9 +235,7 @@ async fn run<D: Daemon>(
 ) -> Result<(), String> {
     let mut signals = signals::listen().map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let config = Arc::new(config);
-    let service = D::build(config.clone())
-        .await
-        .map_err(|e| format!("cannot start: {e}"))?;
+    let service = D::build(config.clone()).await.map_err(|e| format!("cannot start: {e}"))?;
     let (service_tx, service_rx) = watch::channel(Arc::new(service));
     let server_cfg = config.server().clone();
     let options = ServeOptions {
@@ -247,18 +246,13 @@ async fn run<D: Daemon>(
     let (trigger, shutdown) = Shutdown::channel();
     let handler =
         move |conn: Conn, peer: String, shutdown: Shutdown| D::serve(service_rx.clone(), conn, peer, options, shutdown);
-    let server_options = ServerOptions {
-        max_connections: server_cfg.max_connections,
-        shutdown_grace: server_cfg.shutdown_grace.get(),
-    };
+    let server_options =
+        ServerOptions { max_connections: server_cfg.max_connections, shutdown_grace: server_cfg.shutdown_grace.get() };
     let server = tokio::spawn(server::run(listeners, server_options, shutdown, handler));
     match &source {
-        Source::File(p) => tracing::info!(
-            "{} {} started with configuration {}",
-            D::NAME,
-            env!("CARGO_PKG_VERSION"),
-            p.display()
-        ),
+        Source::File(p) => {
+            tracing::info!("{} {} started with configuration {}", D::NAME, env!("CARGO_PKG_VERSION"), p.display())
+        }
         Source::Defaults => tracing::info!(
             "{} {} started with built-in defaults (no configuration file)",
             D::NAME,
@@ -352,26 +346,12 @@ mod tests {
 
     #[test]
     fn cli() {
-        let cli = Cli::parse(args(&[
-            "-c",
-            "/x.toml",
-            "--listen=inet:127.0.0.1:1",
-            "-l",
-            "unix:/s",
-            "-t",
-        ]))
-        .unwrap();
+        let cli = Cli::parse(args(&["-c", "/x.toml", "--listen=inet:127.0.0.1:1", "-l", "unix:/s", "-t"])).unwrap();
         assert_eq!(cli.config, Some(PathBuf::from("/x.toml")));
         assert!(cli.check_config);
         assert_eq!(cli.listen.len(), 2);
-        assert_eq!(
-            Cli::parse(args(&["--bogus"])).unwrap_err(),
-            "unknown option \"--bogus\" (see --help)"
-        );
-        assert_eq!(
-            Cli::parse(args(&["--config"])).unwrap_err(),
-            "--config needs a file path"
-        );
+        assert_eq!(Cli::parse(args(&["--bogus"])).unwrap_err(), "unknown option \"--bogus\" (see --help)");
+        assert_eq!(Cli::parse(args(&["--config"])).unwrap_err(), "--config needs a file path");
         assert!(Cli::parse(args(&["--listen", "tcp:x"])).is_err());
     }
 }

@@ -86,9 +86,7 @@ impl<'de> Deserialize<'de> for ConfigDuration {
                 parse(v).map(ConfigDuration).map_err(E::custom)
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<ConfigDuration, E> {
-                u64::try_from(v)
-                    .map(ConfigDuration::secs)
-                    .map_err(|_| E::custom(format!("negative duration {v}")))
+                u64::try_from(v).map(ConfigDuration::secs).map_err(|_| E::custom(format!("negative duration {v}")))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<ConfigDuration, E> {
                 Ok(ConfigDuration::secs(v))

@@ -42,24 +42,16 @@ impl FromStr for ListenAddr {
             return Ok(ListenAddr::Unix(PathBuf::from(path)));
         }
         if let Some(hostport) = s.strip_prefix("inet:") {
-            let (host, port) = hostport
-                .rsplit_once(':')
-                .ok_or_else(|| format!("{s:?} needs a port: inet:HOST:PORT"))?;
+            let (host, port) =
+                hostport.rsplit_once(':').ok_or_else(|| format!("{s:?} needs a port: inet:HOST:PORT"))?;
             let host = host.trim_start_matches('[').trim_end_matches(']');
             if host.is_empty() {
-                return Err(format!(
-                    "{s:?} needs a host: inet:HOST:PORT (e.g. inet:127.0.0.1:10023)"
-                ));
+                return Err(format!("{s:?} needs a host: inet:HOST:PORT (e.g. inet:127.0.0.1:10023)"));
             }
             let port = port.parse().map_err(|_| format!("invalid port in {s:?}"))?;
-            return Ok(ListenAddr::Inet {
-                host: host.to_owned(),
-                port,
-            });
+            return Ok(ListenAddr::Inet { host: host.to_owned(), port });
         }
-        Err(format!(
-            "invalid listen address {s:?} (expected unix:/path, inet:host:port or systemd)"
-        ))
+        Err(format!("invalid listen address {s:?} (expected unix:/path, inet:host:port or systemd)"))
     }
 }
 
@@ -107,11 +99,7 @@ pub enum ListenError {
     #[error("cannot set permissions of {path}: {source}")]
     Permissions { path: PathBuf, source: std::io::Error },
     #[error("unknown {kind} {name:?} for socket {path}")]
-    UnknownOwner {
-        kind: &'static str,
-        name: String,
-        path: PathBuf,
-    },
+    UnknownOwner { kind: &'static str, name: String, path: PathBuf },
     #[error("listen = systemd, but no sockets were passed (LISTEN_FDS is not set for this process)")]
     NoSystemdSockets,
     #[error("socket {index} passed by systemd is neither a Unix nor a TCP stream socket")]
@@ -121,10 +109,7 @@ pub enum ListenError {
 /// A bound listening socket, not yet registered with a Tokio runtime.
 #[derive(Debug)]
 pub enum BoundListener {
-    Unix {
-        listener: UnixListener,
-        path: Option<UnixPathGuard>,
-    },
+    Unix { listener: UnixListener, path: Option<UnixPathGuard> },
     Tcp(std::net::TcpListener),
 }
 
@@ -132,14 +117,12 @@ impl BoundListener {
     /// A label for log lines, e.g. `unix:/run/x.sock` or `inet:127.0.0.1:10023`.
     pub fn label(&self) -> String {
         match self {
-            BoundListener::Unix { listener, .. } => match listener
-                .local_addr()
-                .ok()
-                .and_then(|a| a.as_pathname().map(Path::to_path_buf))
-            {
-                Some(p) => format!("unix:{}", p.display()),
-                None => "unix:(unnamed)".into(),
-            },
+            BoundListener::Unix { listener, .. } => {
+                match listener.local_addr().ok().and_then(|a| a.as_pathname().map(Path::to_path_buf)) {
+                    Some(p) => format!("unix:{}", p.display()),
+                    None => "unix:(unnamed)".into(),
+                }
+            }
             BoundListener::Tcp(l) => match l.local_addr() {
                 Ok(a) => format!("inet:{a}"),
                 Err(_) => "inet:(unknown)".into(),
@@ -185,18 +168,9 @@ pub fn bind_all(addrs: &[ListenAddr], perms: &SocketPermissions) -> Result<Vec<B
 }
 
 fn bind_inet(host: &str, port: u16) -> Result<BoundListener, ListenError> {
-    let label = ListenAddr::Inet {
-        host: host.to_owned(),
-        port,
-    }
-    .to_string();
-    let addrs: Vec<SocketAddr> = (host, port)
-        .to_socket_addrs()
-        .map_err(|source| ListenError::Bind {
-            addr: label.clone(),
-            source,
-        })?
-        .collect();
+    let label = ListenAddr::Inet { host: host.to_owned(), port }.to_string();
+    let addrs: Vec<SocketAddr> =
+        (host, port).to_socket_addrs().map_err(|source| ListenError::Bind { addr: label.clone(), source })?.collect();
     let listener =
         std::net::TcpListener::bind(&addrs[..]).map_err(|source| ListenError::Bind { addr: label, source })?;
     Ok(BoundListener::Tcp(listener))
@@ -211,51 +185,30 @@ pub fn bind_unix(path: &Path, perms: &SocketPermissions) -> Result<BoundListener
     let listener = match UnixListener::bind(path) {
         Ok(l) => l,
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-            let meta = std::fs::symlink_metadata(path).map_err(|source| ListenError::Bind {
-                addr: label.clone(),
-                source,
-            })?;
+            let meta =
+                std::fs::symlink_metadata(path).map_err(|source| ListenError::Bind { addr: label.clone(), source })?;
             if !meta.file_type().is_socket() {
-                return Err(ListenError::NotASocket {
-                    addr: label,
-                    path: path.to_owned(),
-                });
+                return Err(ListenError::NotASocket { addr: label, path: path.to_owned() });
             }
             match UnixStream::connect(path) {
                 Ok(_) => return Err(ListenError::InUse { addr: label }),
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                    tracing::info!(
-                        "removing stale socket {} left by a process that is gone",
-                        path.display()
-                    );
-                    std::fs::remove_file(path).map_err(|source| ListenError::Bind {
-                        addr: label.clone(),
-                        source,
-                    })?;
-                    UnixListener::bind(path).map_err(|source| ListenError::Bind {
-                        addr: label.clone(),
-                        source,
-                    })?
+                    tracing::info!("removing stale socket {} left by a process that is gone", path.display());
+                    std::fs::remove_file(path).map_err(|source| ListenError::Bind { addr: label.clone(), source })?;
+                    UnixListener::bind(path).map_err(|source| ListenError::Bind { addr: label.clone(), source })?
                 }
                 Err(source) => return Err(ListenError::Bind { addr: label, source }),
             }
         }
         Err(source) => return Err(ListenError::Bind { addr: label, source }),
     };
-    let perm_err = |source| ListenError::Permissions {
-        path: path.to_owned(),
-        source,
-    };
+    let perm_err = |source| ListenError::Permissions { path: path.to_owned(), source };
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(perms.mode)).map_err(perm_err)?;
     if perms.owner.is_some() || perms.group.is_some() {
         let uid = match &perms.owner {
             Some(name) => Some(
                 crate::privdrop::lookup_user(name)
-                    .map_err(|_| ListenError::UnknownOwner {
-                        kind: "user",
-                        name: name.clone(),
-                        path: path.to_owned(),
-                    })?
+                    .map_err(|_| ListenError::UnknownOwner { kind: "user", name: name.clone(), path: path.to_owned() })?
                     .uid,
             ),
             None => None,
@@ -275,15 +228,8 @@ pub fn bind_unix(path: &Path, perms: &SocketPermissions) -> Result<BoundListener
         nix::unistd::chown(path, uid, gid).map_err(|e| perm_err(std::io::Error::from(e)))?;
     }
     let meta = std::fs::symlink_metadata(path).map_err(perm_err)?;
-    let guard = UnixPathGuard {
-        path: path.to_owned(),
-        dev: meta.dev(),
-        ino: meta.ino(),
-    };
-    Ok(BoundListener::Unix {
-        listener,
-        path: Some(guard),
-    })
+    let guard = UnixPathGuard { path: path.to_owned(), dev: meta.dev(), ino: meta.ino() };
+    Ok(BoundListener::Unix { listener, path: Some(guard) })
 }
 
 fn systemd_listeners() -> Result<Vec<BoundListener>, ListenError> {
@@ -294,10 +240,7 @@ fn systemd_listeners() -> Result<Vec<BoundListener>, ListenError> {
     let mut out = Vec::new();
     for index in 0..fds.len() {
         if let Ok(Some(l)) = fds.take_unix_listener(index) {
-            out.push(BoundListener::Unix {
-                listener: l,
-                path: None,
-            });
+            out.push(BoundListener::Unix { listener: l, path: None });
         } else if let Ok(Some(l)) = fds.take_tcp_listener(index) {
             out.push(BoundListener::Tcp(l));
         } else {
@@ -314,10 +257,7 @@ mod tests {
     #[test]
     fn parse_and_display() {
         let cases = [
-            (
-                "unix:/var/spool/postfix/private/postward-greyd",
-                "unix:/var/spool/postfix/private/postward-greyd",
-            ),
+            ("unix:/var/spool/postfix/private/postward-greyd", "unix:/var/spool/postfix/private/postward-greyd"),
             ("unix:./run/greyd.sock", "unix:./run/greyd.sock"),
             ("inet:127.0.0.1:10023", "inet:127.0.0.1:10023"),
             ("inet:[::1]:10023", "inet:[::1]:10023"),
@@ -328,14 +268,7 @@ mod tests {
             let addr: ListenAddr = text.parse().unwrap();
             assert_eq!(addr.to_string(), shown);
         }
-        for bad in [
-            "tcp:1.2.3.4:5",
-            "inet:127.0.0.1",
-            "inet::25",
-            "inet:h:99999",
-            "unix:relative",
-            "/path",
-        ] {
+        for bad in ["tcp:1.2.3.4:5", "inet:127.0.0.1", "inet::25", "inet:h:99999", "unix:relative", "/path"] {
             assert!(bad.parse::<ListenAddr>().is_err(), "{bad} must be refused");
         }
     }
@@ -344,10 +277,7 @@ mod tests {
     fn stale_socket_replaced_live_socket_refused_file_kept() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.sock");
-        let perms = SocketPermissions {
-            mode: 0o660,
-            ..Default::default()
-        };
+        let perms = SocketPermissions { mode: 0o660, ..Default::default() };
         // A socket file whose listener is gone is stale.
         drop(UnixListener::bind(&path).unwrap());
         let bound = bind_unix(&path, &perms).unwrap();

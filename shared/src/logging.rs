@@ -87,10 +87,8 @@ pub struct LogConfig {
 /// # Errors
 /// Syslog was requested but could not be opened, or a subscriber was already installed.
 pub fn init(program: &str, config: &LogConfig) -> Result<(), String> {
-    let builder = tracing_subscriber::fmt()
-        .with_max_level(config.level.tracing())
-        .with_ansi(false)
-        .event_format(PostfixFormat);
+    let builder =
+        tracing_subscriber::fmt().with_max_level(config.level.tracing()).with_ansi(false).event_format(PostfixFormat);
     let result = match config.destination {
         LogDestination::Stderr => builder.with_writer(std::io::stderr).try_init(),
         LogDestination::Syslog => {
@@ -144,12 +142,7 @@ where
         };
         let mut visitor = Fields::default();
         event.record(&mut visitor);
-        writeln!(
-            writer,
-            "{prefix}{}{}",
-            printable(&visitor.message),
-            printable(&visitor.rest)
-        )
+        writeln!(writer, "{prefix}{}{}", printable(&visitor.message), printable(&visitor.rest))
     }
 }
 
@@ -247,12 +240,8 @@ mod tests {
         let request = PolicyRequest::from_raw(raw).unwrap();
         let decision =
             Decision::new("DEFER_IF_PERMIT 4.7.1 Greylisted".parse::<Action>().unwrap(), "new").with("age", "0s");
-        let line = DecisionLine {
-            request: &request,
-            decision: &decision,
-            elapsed: Duration::from_micros(210),
-        }
-        .to_string();
+        let line =
+            DecisionLine { request: &request, decision: &decision, elapsed: Duration::from_micros(210) }.to_string();
         assert_eq!(
             line,
             "NOQUEUE: defer_if_permit: RCPT from unknown[198.51.100.4]: 4.7.1 Greylisted; from=<a@b.example> to=<c@d.example> helo=<evil?helo> reason=new age=0s time=0.21ms"

@@ -32,10 +32,7 @@ pub enum PrivError {
 /// # Errors
 /// No such user.
 pub fn lookup_user(name: &str) -> Result<User, PrivError> {
-    User::from_name(name)
-        .ok()
-        .flatten()
-        .ok_or_else(|| PrivError::UnknownUser(name.to_owned()))
+    User::from_name(name).ok().flatten().ok_or_else(|| PrivError::UnknownUser(name.to_owned()))
 }
 
 /// Looks up a group by name.
@@ -43,10 +40,7 @@ pub fn lookup_user(name: &str) -> Result<User, PrivError> {
 /// # Errors
 /// No such group.
 pub fn lookup_group(name: &str) -> Result<Group, PrivError> {
-    Group::from_name(name)
-        .ok()
-        .flatten()
-        .ok_or_else(|| PrivError::UnknownGroup(name.to_owned()))
+    Group::from_name(name).ok().flatten().ok_or_else(|| PrivError::UnknownGroup(name.to_owned()))
 }
 
 /// What happened, for the start-up log line.
@@ -70,34 +64,20 @@ pub fn drop_privileges(config: &ServerConfig) -> Result<Dropped, PrivError> {
         if euid.is_root() && !config.allow_root {
             return Err(PrivError::RefuseRoot);
         }
-        return Ok(if euid.is_root() {
-            Dropped::StayedRoot
-        } else {
-            Dropped::Unchanged
-        });
+        return Ok(if euid.is_root() { Dropped::StayedRoot } else { Dropped::Unchanged });
     };
     let user = lookup_user(name)?;
     if !euid.is_root() {
-        return if user.uid == euid {
-            Ok(Dropped::Unchanged)
-        } else {
-            Err(PrivError::NotRoot { user: name.clone() })
-        };
+        return if user.uid == euid { Ok(Dropped::Unchanged) } else { Err(PrivError::NotRoot { user: name.clone() }) };
     }
     let gid = match &config.group {
         Some(g) => lookup_group(g)?.gid,
         None => user.gid,
     };
-    let switch = |source| PrivError::Switch {
-        user: name.clone(),
-        source,
-    };
+    let switch = |source| PrivError::Switch { user: name.clone(), source };
     match &config.supplementary_groups {
         Some(names) => {
-            let gids = names
-                .iter()
-                .map(|g| lookup_group(g).map(|g| g.gid))
-                .collect::<Result<Vec<Gid>, _>>()?;
+            let gids = names.iter().map(|g| lookup_group(g).map(|g| g.gid)).collect::<Result<Vec<Gid>, _>>()?;
             nix::unistd::setgroups(&gids).map_err(switch)?;
         }
         None => {
@@ -110,9 +90,5 @@ pub fn drop_privileges(config: &ServerConfig) -> Result<Dropped, PrivError> {
     if !user.uid.is_root() && nix::unistd::setuid(Uid::from_raw(0)).is_ok() {
         return Err(PrivError::StillRoot);
     }
-    Ok(Dropped::To {
-        user: name.clone(),
-        uid: user.uid.as_raw(),
-        gid: gid.as_raw(),
-    })
+    Ok(Dropped::To { user: name.clone(), uid: user.uid.as_raw(), gid: gid.as_raw() })
 }

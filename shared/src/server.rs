@@ -95,10 +95,7 @@ pub struct ServerOptions {
 
 impl Default for ServerOptions {
     fn default() -> Self {
-        ServerOptions {
-            max_connections: 1000,
-            shutdown_grace: Duration::from_secs(10),
-        }
+        ServerOptions { max_connections: 1000, shutdown_grace: Duration::from_secs(10) }
     }
 }
 
@@ -142,9 +139,7 @@ where
         let _ = task.await;
     }
     // Every connection task holds a sender; recv() returns None once all have ended.
-    let drained = tokio::time::timeout(options.shutdown_grace, alive_rx.recv())
-        .await
-        .is_ok();
+    let drained = tokio::time::timeout(options.shutdown_grace, alive_rx.recv()).await.is_ok();
     let left = open.load(std::sync::atomic::Ordering::SeqCst);
     if !drained && left > 0 {
         tracing::warn!(

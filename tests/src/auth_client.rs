@@ -74,10 +74,7 @@ pub enum AuthOutcome {
     /// `OK\t<id>\tuser=…`.
     Ok { user: Option<String> },
     /// `FAIL\t<id>[\tuser=…][\treason=…]`.
-    Fail {
-        user: Option<String>,
-        reason: Option<String>,
-    },
+    Fail { user: Option<String>, reason: Option<String> },
 }
 
 /// One server reply to the current request.
@@ -145,9 +142,7 @@ impl AuthClient {
                         return Err(AuthError::Protocol(format!("malformed VERSION line {:?}", self.line)));
                     };
                     if major != 1 {
-                        return Err(AuthError::Protocol(format!(
-                            "server speaks protocol version {major}, not 1"
-                        )));
+                        return Err(AuthError::Protocol(format!("server speaks protocol version {major}, not 1")));
                     }
                     hs.version = (major, minor);
                 }
@@ -160,9 +155,7 @@ impl AuthClient {
                 _ => {}
             }
         }
-        Err(AuthError::Protocol(format!(
-            "no DONE after {MAX_HANDSHAKE_LINES} handshake lines"
-        )))
+        Err(AuthError::Protocol(format!("no DONE after {MAX_HANDSHAKE_LINES} handshake lines")))
     }
 
     /// Authenticates with `PLAIN`, the credentials in the initial response
@@ -175,9 +168,9 @@ impl AuthClient {
         let id = self.start(Mech::Plain, Some(&plain_response(user, pass))).await?;
         match self.read_reply(id).await? {
             Reply::Done(outcome) => Ok(outcome),
-            Reply::Cont(_) => Err(AuthError::Protocol(format!(
-                "CONT for request {id} after a complete PLAIN response"
-            ))),
+            Reply::Cont(_) => {
+                Err(AuthError::Protocol(format!("CONT for request {id} after a complete PLAIN response")))
+            }
         }
     }
 
@@ -203,9 +196,7 @@ impl AuthClient {
                 }
             }
         }
-        Err(AuthError::Protocol(format!(
-            "LOGIN request {id}: more than {MAX_CONT_ROUNDS} challenges"
-        )))
+        Err(AuthError::Protocol(format!("LOGIN request {id}: more than {MAX_CONT_ROUNDS} challenges")))
     }
 
     /// Authenticates with `mech`.
@@ -265,18 +256,12 @@ impl AuthClient {
             // Postfix reads only `user=` and, for FAIL, `reason=` (xds.c:536-565).
             let param = |name: &str| {
                 let prefix = format!("{name}=");
-                fields
-                    .clone()
-                    .find_map(|p| p.strip_prefix(prefix.as_str()))
-                    .map(str::to_owned)
+                fields.clone().find_map(|p| p.strip_prefix(prefix.as_str())).map(str::to_owned)
             };
             match command {
                 "OK" => return Ok(Reply::Done(AuthOutcome::Ok { user: param("user") })),
                 "FAIL" => {
-                    return Ok(Reply::Done(AuthOutcome::Fail {
-                        user: param("user"),
-                        reason: param("reason"),
-                    }));
+                    return Ok(Reply::Done(AuthOutcome::Fail { user: param("user"), reason: param("reason") }));
                 }
                 "CONT" => {
                     let data = fields
@@ -287,9 +272,7 @@ impl AuthClient {
                 _ => {}
             }
         }
-        Err(AuthError::Protocol(format!(
-            "no reply for request {id} in {MAX_SKIPPED_LINES} lines"
-        )))
+        Err(AuthError::Protocol(format!("no reply for request {id} in {MAX_SKIPPED_LINES} lines")))
     }
 
     /// Reads one LF-terminated line into `self.line`, without the LF.
@@ -328,11 +311,7 @@ pub fn base64_encode(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
+        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for (i, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
             if i <= chunk.len() {
@@ -382,10 +361,7 @@ mod tests {
                 if r.read_line(&mut line).await.unwrap() == 0 {
                     return;
                 }
-                assert!(
-                    line.starts_with(expect_prefix),
-                    "client sent {line:?}, expected {expect_prefix:?}"
-                );
+                assert!(line.starts_with(expect_prefix), "client sent {line:?}, expected {expect_prefix:?}");
                 w.write_all(answer.as_bytes()).await.unwrap();
             }
         });
@@ -416,18 +392,10 @@ mod tests {
         assert!(hs.offers(Mech::Plain) && hs.offers(Mech::Login));
         assert_eq!(hs.cookie.as_deref(), Some("de82"));
         c.set_rip("127.0.0.9");
-        assert_eq!(
-            c.plain("user", "pass").await.unwrap(),
-            AuthOutcome::Ok {
-                user: Some("user".into())
-            }
-        );
+        assert_eq!(c.plain("user", "pass").await.unwrap(), AuthOutcome::Ok { user: Some("user".into()) });
         assert_eq!(
             c.plain("user", "bad").await.unwrap(),
-            AuthOutcome::Fail {
-                user: Some("user".into()),
-                reason: Some("Authentication failed".into())
-            }
+            AuthOutcome::Fail { user: Some("user".into()), reason: Some("Authentication failed".into()) }
         );
     }
 
@@ -436,21 +404,13 @@ mod tests {
         let mut c = scripted(vec![
             ("VERSION", ""),
             ("CPID", HANDSHAKE),
-            (
-                "AUTH\t1\tLOGIN\tservice=smtp\tnologin\tlip=127.0.0.1\trip=127.0.0.1\n",
-                "CONT\t1\tVXNlcm5hbWU6\n",
-            ),
+            ("AUTH\t1\tLOGIN\tservice=smtp\tnologin\tlip=127.0.0.1\trip=127.0.0.1\n", "CONT\t1\tVXNlcm5hbWU6\n"),
             ("CONT\t1\tdXNlcg==\n", "CONT\t1\tUGFzc3dvcmQ6\n"),
             ("CONT\t1\tcGFzcw==\n", "OK\t1\tuser=user\n"),
         ])
         .await;
         c.handshake(1).await.unwrap();
-        assert_eq!(
-            c.login("user", "pass").await.unwrap(),
-            AuthOutcome::Ok {
-                user: Some("user".into())
-            }
-        );
+        assert_eq!(c.login("user", "pass").await.unwrap(), AuthOutcome::Ok { user: Some("user".into()) });
     }
 
     #[tokio::test]

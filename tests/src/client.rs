@@ -32,9 +32,7 @@ pub async fn connect_stream(addr: &str) -> Result<Box<dyn Stream>, ClientError> 
     }
     let hostport = addr.strip_prefix("inet:").unwrap_or(addr);
     let hostport = hostport.replace(['[', ']'], "");
-    let (host, port) = hostport
-        .rsplit_once(':')
-        .ok_or_else(|| ClientError::Malformed(addr.to_owned()))?;
+    let (host, port) = hostport.rsplit_once(':').ok_or_else(|| ClientError::Malformed(addr.to_owned()))?;
     let port: u16 = port.parse().map_err(|_| ClientError::Malformed(addr.to_owned()))?;
     let s = TcpStream::connect((host, port)).await?;
     s.set_nodelay(true)?;
@@ -49,10 +47,7 @@ pub struct PolicyClient {
 
 impl PolicyClient {
     pub fn new(stream: Box<dyn Stream>) -> PolicyClient {
-        PolicyClient {
-            stream: BufReader::new(stream),
-            line: String::new(),
-        }
+        PolicyClient { stream: BufReader::new(stream), line: String::new() }
     }
 
     /// Connects to `unix:/path` or `inet:host:port`.
@@ -118,10 +113,7 @@ impl PolicyClient {
             return Err(ClientError::Closed);
         }
         if self.line != "\n" {
-            return Err(ClientError::Malformed(format!(
-                "expected empty line after action, got {:?}",
-                self.line
-            )));
+            return Err(ClientError::Malformed(format!("expected empty line after action, got {:?}", self.line)));
         }
         Ok(action)
     }

@@ -165,8 +165,7 @@ impl DnsFixtureBuilder {
         };
         if let Some(target) = self.name(target) {
             let ttl = self.ttl;
-            self.records
-                .push(Record::from_rdata(Name::from(ip), ttl, RData::PTR(PTR(target))));
+            self.records.push(Record::from_rdata(Name::from(ip), ttl, RData::PTR(PTR(target))));
         }
         self
     }
@@ -213,11 +212,7 @@ impl DnsFixtureBuilder {
         let (udp, tcp) = bind_pair(addr).await?;
         let addr = udp.local_addr().map_err(|source| FixtureError::Bind { addr, source })?;
         let counters = Arc::new(Counters::default());
-        let handler = FixtureHandler {
-            catalog,
-            faults,
-            counters: Arc::clone(&counters),
-        };
+        let handler = FixtureHandler { catalog, faults, counters: Arc::clone(&counters) };
         let mut server = Server::new(handler);
         server.register_socket(udp);
         server.register_listener(tcp, Duration::from_secs(10), 64);
@@ -253,32 +248,20 @@ impl DnsFixtureBuilder {
         }
         let mut zones: BTreeMap<LowerName, (Name, Vec<Record>)> = BTreeMap::new();
         for (origin, negative_ttl) in &self.zones {
-            zones.insert(
-                LowerName::new(origin),
-                (origin.clone(), apex_records(origin, *negative_ttl)),
-            );
+            zones.insert(LowerName::new(origin), (origin.clone(), apex_records(origin, *negative_ttl)));
         }
         for (origin, path) in &self.zone_files {
             let (origin, records) = read_zone_file(origin.clone(), path)?;
-            zones
-                .entry(LowerName::new(&origin))
-                .or_insert_with(|| (origin, Vec::new()))
-                .1
-                .extend(records);
+            zones.entry(LowerName::new(&origin)).or_insert_with(|| (origin, Vec::new())).1.extend(records);
         }
         for record in self.records {
             let owner = LowerName::new(&record.name);
-            let zone = zones
-                .keys()
-                .filter(|z| z.zone_of(&owner))
-                .max_by_key(|z| z.num_labels())
-                .cloned();
+            let zone = zones.keys().filter(|z| z.zone_of(&owner)).max_by_key(|z| z.num_labels()).cloned();
             let zone = match zone {
                 Some(zone) => zone,
                 None => {
-                    let origin = reverse_zone_for(&record.name).ok_or_else(|| FixtureError::OutsideZones {
-                        name: record.name.to_string(),
-                    })?;
+                    let origin = reverse_zone_for(&record.name)
+                        .ok_or_else(|| FixtureError::OutsideZones { name: record.name.to_string() })?;
                     let key = LowerName::new(&origin);
                     zones.entry(key.clone()).or_insert_with(|| {
                         let apex = apex_records(&origin, DEFAULT_NEGATIVE_TTL);
@@ -294,14 +277,8 @@ impl DnsFixtureBuilder {
 
         let mut catalog = Catalog::new();
         for (key, (origin, records)) in zones {
-            let zone_error = |reason: String| FixtureError::Zone {
-                origin: origin.to_string(),
-                reason,
-            };
-            if !records
-                .iter()
-                .any(|r| r.record_type() == RecordType::SOA && LowerName::new(&r.name) == key)
-            {
+            let zone_error = |reason: String| FixtureError::Zone { origin: origin.to_string(), reason };
+            if !records.iter().any(|r| r.record_type() == RecordType::SOA && LowerName::new(&r.name) == key) {
                 return Err(zone_error("no SOA record at the zone apex".to_owned()));
             }
             let mut handler =
@@ -327,10 +304,7 @@ pub struct DnsFixture {
 
 impl std::fmt::Debug for DnsFixture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DnsFixture")
-            .field("addr", &self.addr)
-            .field("queries", &self.queries())
-            .finish()
+        f.debug_struct("DnsFixture").field("addr", &self.addr).field("queries", &self.queries()).finish()
     }
 }
 
@@ -405,12 +379,7 @@ impl DnsFixture {
     /// If `name` is not a valid domain name.
     pub fn queries_for_name(&self, name: &str) -> u64 {
         let name = lower_name(name);
-        self.counters
-            .by_query()
-            .iter()
-            .filter(|((n, _), _)| *n == name)
-            .map(|(_, count)| count)
-            .sum()
+        self.counters.by_query().iter().filter(|((n, _), _)| *n == name).map(|(_, count)| count).sum()
     }
 
     /// Sets every counter back to zero.
@@ -426,10 +395,7 @@ impl DnsFixture {
     /// # Errors
     /// A server task ended with an error before the shutdown.
     pub async fn shutdown(mut self) -> Result<(), FixtureError> {
-        self.server
-            .shutdown_gracefully()
-            .await
-            .map_err(|e| FixtureError::Server(e.to_string()))
+        self.server.shutdown_gracefully().await.map_err(|e| FixtureError::Server(e.to_string()))
     }
 }
 
@@ -520,10 +486,7 @@ impl RequestHandler for FixtureHandler {
 fn unsent(request: &Request, response_code: ResponseCode) -> ResponseInfo {
     let mut metadata = Metadata::response_from_request(&request.metadata);
     metadata.response_code = response_code;
-    ResponseInfo::from(Header {
-        metadata,
-        counts: HeaderCounts::default(),
-    })
+    ResponseInfo::from(Header { metadata, counts: HeaderCounts::default() })
 }
 
 /// SOA and NS at `origin`. The SOA record's TTL equals its minimum, so the negative TTL a
@@ -549,17 +512,11 @@ fn reverse_zone_for(name: &Name) -> Option<Name> {
 
 /// Parses a master file; `origin` `None` means the file's own `$ORIGIN`.
 fn read_zone_file(origin: Option<Name>, path: &Path) -> Result<(Name, Vec<Record>), FixtureError> {
-    let error = |reason: String| FixtureError::ZoneFile {
-        path: path.to_owned(),
-        reason,
-    };
+    let error = |reason: String| FixtureError::ZoneFile { path: path.to_owned(), reason };
     let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
-    let (origin, rrsets) = Parser::new(text, Some(path.to_owned()), origin)
-        .parse()
-        .map_err(|e| error(e.to_string()))?;
-    let records = rrsets
-        .into_values()
-        .flat_map(|rrset| rrset.records_without_rrsigs().cloned().collect::<Vec<_>>());
+    let (origin, rrsets) =
+        Parser::new(text, Some(path.to_owned()), origin).parse().map_err(|e| error(e.to_string()))?;
+    let records = rrsets.into_values().flat_map(|rrset| rrset.records_without_rrsigs().cloned().collect::<Vec<_>>());
     Ok((origin, records.collect()))
 }
 
@@ -580,10 +537,8 @@ async fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), Fixture
 
 /// `text` as an absolute name: a trailing dot is optional, case is kept for the answer.
 fn parse_name(text: &str) -> Result<Name, FixtureError> {
-    let mut name = Name::from_ascii(text).map_err(|e| FixtureError::BadName {
-        name: text.to_owned(),
-        reason: e.to_string(),
-    })?;
+    let mut name =
+        Name::from_ascii(text).map_err(|e| FixtureError::BadName { name: text.to_owned(), reason: e.to_string() })?;
     name.set_fqdn(true);
     Ok(name)
 }

@@ -6,3 +6,4 @@ pub mod auth_client;
 pub mod client;
 pub mod dns;
 pub mod process;
+pub mod proxy;

@@ -18,16 +18,9 @@ use tokio::process::{Child, Command};
 /// README's test command does).
 pub fn bin_path(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target/<profile> directory");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target/<profile> directory");
     let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} not found: build the daemons first with `cargo build --workspace`",
-        path.display()
-    );
+    assert!(path.exists(), "{} not found: build the daemons first with `cargo build --workspace`", path.display());
     path
 }
 
@@ -66,10 +59,7 @@ impl DaemonProcess {
         let log = Arc::new(Mutex::new(Vec::new()));
         let mut readers = Vec::new();
         for stream in [
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+            child.stderr.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
             child.stdout.take().map(|s| Box::new(s) as _),
         ]
         .into_iter()
@@ -124,10 +114,7 @@ impl DaemonProcess {
 
     /// Waits for the process to exit, and for everything it wrote to be in [`Self::log`].
     pub async fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let status = tokio::time::timeout(timeout, self.child.wait())
-            .await
-            .ok()
-            .and_then(Result::ok)?;
+        let status = tokio::time::timeout(timeout, self.child.wait()).await.ok().and_then(Result::ok)?;
         for reader in self.readers.drain(..) {
             let _ = tokio::time::timeout(timeout, reader).await;
         }
@@ -151,11 +138,7 @@ impl DaemonProcess {
 pub async fn wait_for_path(path: &std::path::Path, timeout: Duration) {
     let deadline = tokio::time::Instant::now() + timeout;
     while !path.exists() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{} did not appear within {timeout:?}",
-            path.display()
-        );
+        assert!(tokio::time::Instant::now() < deadline, "{} did not appear within {timeout:?}", path.display());
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

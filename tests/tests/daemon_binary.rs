@@ -20,9 +20,7 @@ struct Setup {
 
 impl Setup {
     fn new() -> Setup {
-        Setup {
-            dir: tempfile::tempdir().unwrap(),
-        }
+        Setup { dir: tempfile::tempdir().unwrap() }
     }
     fn socket(&self) -> PathBuf {
         self.dir.path().join("greyd.sock")
@@ -30,11 +28,24 @@ impl Setup {
     fn config_path(&self) -> PathBuf {
         self.dir.path().join("greyd.toml")
     }
+    /// The greyd sections every test config gets: a store in the test directory (writable
+    /// by nobody for the privilege test), and the test clients' network trusted, so these
+    /// tests exercise the runtime, not greylisting.
+    fn greyd_sections(&self) -> String {
+        let state = self.dir.path().join("state");
+        std::fs::create_dir_all(&state).unwrap();
+        std::fs::set_permissions(&state, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+        format!(
+            "\n[greylist]\ntrusted_networks = [\"192.0.2.0/24\"]\n[sender_pools]\nspf = false\n[store]\nurl = \"sqlite://{}/greyd.sqlite\"\n",
+            state.display()
+        )
+    }
     fn write_config(&self, extra_server: &str, rest: &str) -> PathBuf {
         let text = format!(
-            "[server]\nlisten = [\"unix:{}\"]\nshutdown_grace = \"3s\"\n{}{extra_server}\n{rest}",
+            "[server]\nlisten = [\"unix:{}\"]\nshutdown_grace = \"3s\"\n{}{extra_server}\n{rest}{}",
             self.socket().display(),
-            root_ok()
+            root_ok(),
+            self.greyd_sections()
         );
         std::fs::write(self.config_path(), text).unwrap();
         self.config_path()
@@ -52,15 +63,7 @@ impl Setup {
 }
 
 async fn ask(client: &mut PolicyClient) -> Result<String, ClientError> {
-    client
-        .request(&rcpt_request(
-            "192.0.2.10",
-            "mx.example.org",
-            "a@example.org",
-            "b@example.net",
-            "1",
-        ))
-        .await
+    client.request(&rcpt_request("192.0.2.10", "mx.example.org", "a@example.org", "b@example.net", "1")).await
 }
 
 #[tokio::test]
@@ -72,29 +75,19 @@ async fn graceful_shutdown_finishes_in_flight_request_then_exits() {
     assert_eq!(ask(&mut idle).await.unwrap(), "DUNNO");
     // A request that is half written when SIGTERM arrives is still answered.
     let mut busy = s.client().await;
-    busy.send_raw(b"request=smtpd_access_policy\nprotocol_state=RCPT\n")
-        .await
-        .unwrap();
+    busy.send_raw(b"request=smtpd_access_policy\nprotocol_state=RCPT\n").await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     daemon.signal(Sig::SIGTERM);
     daemon.wait_for_log("SIGTERM received", T).await;
     busy.send_raw(b"client_address=192.0.2.1\n\n").await.unwrap();
-    assert_eq!(
-        busy.read_reply().await.unwrap(),
-        "DUNNO",
-        "in-flight request must be finished"
-    );
+    assert_eq!(busy.read_reply().await.unwrap(), "DUNNO", "in-flight request must be finished");
     // The idle connection is closed, new connections are refused, the process exits 0.
     assert!(idle.is_closed().await, "idle connection must be closed at shutdown");
     let status = daemon.wait(T).await.expect("daemon exits within the grace period");
     assert!(status.success(), "exit status {status:?}");
     assert!(!s.socket().exists(), "socket file removed at shutdown");
     assert!(PolicyClient::connect_unix(&s.socket()).await.is_err());
-    assert!(
-        daemon.log().iter().any(|l| l.contains("postward-greyd stopped")),
-        "{:?}",
-        daemon.log()
-    );
+    assert!(daemon.log().iter().any(|l| l.contains("postward-greyd stopped")), "{:?}", daemon.log());
 }
 
 #[tokio::test]
@@ -130,42 +123,27 @@ async fn sighup_reload_good_and_broken_files() {
     daemon.signal(Sig::SIGHUP);
     let line = daemon.wait_for_log("configuration reloaded from", T).await;
     assert!(line.contains(s.config_path().to_str().unwrap()), "{line}");
-    assert_eq!(
-        ask(&mut client).await.unwrap(),
-        "DUNNO",
-        "the same connection keeps working"
-    );
+    assert_eq!(ask(&mut client).await.unwrap(), "DUNNO", "the same connection keeps working");
 
     // A broken file is refused with file, line and key, and the daemon keeps serving.
     s.write_config("", "[dns]\ntimeout = \"3 parsecs\"\n");
     daemon.signal(Sig::SIGHUP);
     let line = daemon.wait_for_log("reload failed", T).await;
-    assert!(
-        line.starts_with("error: reload failed, keeping the running configuration:"),
-        "{line}"
-    );
+    assert!(line.starts_with("error: reload failed, keeping the running configuration:"), "{line}");
     let text = std::fs::read_to_string(s.config_path()).unwrap();
     let line_no = text.lines().position(|l| l.starts_with("timeout")).unwrap() + 1;
-    assert!(
-        line.contains(&format!(
-            "line {line_no}: key dns.timeout: invalid duration \"3 parsecs\""
-        )),
-        "{line}"
-    );
+    assert!(line.contains(&format!("line {line_no}: key dns.timeout: invalid duration \"3 parsecs\"")), "{line}");
     assert_eq!(ask(&mut client).await.unwrap(), "DUNNO");
-    assert_eq!(
-        ask(&mut s.client().await).await.unwrap(),
-        "DUNNO",
-        "new connections are served too"
-    );
+    assert_eq!(ask(&mut s.client().await).await.unwrap(), "DUNNO", "new connections are served too");
 
     // Changing the socket needs a restart, and says so.
     std::fs::write(
         s.config_path(),
         format!(
-            "[server]\nlisten = [\"unix:{}/other.sock\"]\n{}",
+            "[server]\nlisten = [\"unix:{}/other.sock\"]\n{}{}",
             s.dir.path().display(),
-            root_ok()
+            root_ok(),
+            s.greyd_sections()
         ),
     )
     .unwrap();
@@ -203,15 +181,10 @@ async fn malformed_request_is_logged_and_closed_while_others_are_served() {
     let daemon = s.start().await;
     let mut good = s.client().await;
     let mut bad = s.client().await;
-    bad.send_raw(b"request=smtpd_access_policy\nthis line has no equals sign\n\n")
-        .await
-        .unwrap();
+    bad.send_raw(b"request=smtpd_access_policy\nthis line has no equals sign\n\n").await.unwrap();
     assert!(matches!(bad.read_reply().await, Err(ClientError::Closed)));
     let line = daemon.wait_for_log("malformed policy request", T).await;
-    assert!(
-        line.starts_with("warning: malformed policy request from unix peer pid"),
-        "{line}"
-    );
+    assert!(line.starts_with("warning: malformed policy request from unix peer pid"), "{line}");
     assert!(
         line.contains("line 2 is not name=value: \"this line has no equals sign\"; closing connection without reply"),
         "{line}"
@@ -220,7 +193,7 @@ async fn malformed_request_is_logged_and_closed_while_others_are_served() {
     // One decision line per request, Postfix style.
     let decision = daemon.wait_for_log("dunno: RCPT from unknown[192.0.2.10]", T).await;
     assert!(
-        decision.contains("from=<a@example.org> to=<b@example.net> helo=<mx.example.org> reason=no-checks time="),
+        decision.contains("from=<a@example.org> to=<b@example.net> helo=<mx.example.org> reason=trusted-network time="),
         "{decision}"
     );
 }
@@ -230,50 +203,30 @@ fn check_config(path: &Path) -> (Option<i32>, String) {
         .args(["--check-config", "--config", path.to_str().unwrap()])
         .output()
         .unwrap();
-    (
-        out.status.code(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    (out.status.code(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
 #[test]
 fn check_config_names_key_and_line() {
     let s = Setup::new();
     let cfg = s.config_path();
-    std::fs::write(
-        &cfg,
-        "[server]\nmax_connections = 10\n\n[dns]\nnameserver = [\"127.0.0.1\"]\n",
-    )
-    .unwrap();
+    std::fs::write(&cfg, "[server]\nmax_connections = 10\n\n[dns]\nnameserver = [\"127.0.0.1\"]\n").unwrap();
     let (code, out) = check_config(&cfg);
     assert_eq!(code, Some(78), "{out}");
     assert!(
-        out.contains(&format!(
-            "{}: line 5: key dns.nameserver: unknown field `nameserver`",
-            cfg.display()
-        )),
+        out.contains(&format!("{}: line 5: key dns.nameserver: unknown field `nameserver`", cfg.display())),
         "{out}"
     );
 
     std::fs::write(&cfg, "[dns]\nnameservers = [\"not-an-ip\"]\n").unwrap();
     let (code, out) = check_config(&cfg);
     assert_eq!(code, Some(78), "{out}");
-    assert!(
-        out.contains("line 2: key dns.nameservers: invalid nameserver \"not-an-ip\""),
-        "{out}"
-    );
+    assert!(out.contains("line 2: key dns.nameservers: invalid nameserver \"not-an-ip\""), "{out}");
 
     std::fs::write(&cfg, "[dns]\n\nattempts = 0\n").unwrap();
     let (code, out) = check_config(&cfg);
     assert_eq!(code, Some(78), "{out}");
-    assert!(
-        out.contains("line 3: key dns.attempts: attempts must be at least 1"),
-        "{out}"
-    );
+    assert!(out.contains("line 3: key dns.attempts: attempts must be at least 1"), "{out}");
 
     std::fs::write(&cfg, "[server]\nmax_connections = 10\n").unwrap();
     let (code, out) = check_config(&cfg);
@@ -288,19 +241,10 @@ fn check_config_names_key_and_line() {
 #[test]
 fn version_and_usage() {
     for bin in ["postward-greyd", "postward-policyd", "postward-authd"] {
-        let out = std::process::Command::new(bin_path(bin))
-            .arg("--version")
-            .output()
-            .unwrap();
+        let out = std::process::Command::new(bin_path(bin)).arg("--version").output().unwrap();
         assert!(out.status.success());
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout).trim(),
-            format!("{bin} {}", env!("CARGO_PKG_VERSION"))
-        );
-        let out = std::process::Command::new(bin_path(bin))
-            .arg("--frobnicate")
-            .output()
-            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("{bin} {}", env!("CARGO_PKG_VERSION")));
+        let out = std::process::Command::new(bin_path(bin)).arg("--frobnicate").output().unwrap();
         assert_eq!(out.status.code(), Some(64));
     }
 }
@@ -315,7 +259,7 @@ async fn root_is_refused_unless_allowed_and_privileges_are_dropped() {
     // No user, no allow_root: refused.
     std::fs::write(
         s.config_path(),
-        format!("[server]\nlisten = [\"unix:{}\"]\n", s.socket().display()),
+        format!("[server]\nlisten = [\"unix:{}\"]\n{}", s.socket().display(), s.greyd_sections()),
     )
     .unwrap();
     let mut d = DaemonProcess::start(BIN, &["--config", s.config_path().to_str().unwrap()]);
@@ -327,8 +271,9 @@ async fn root_is_refused_unless_allowed_and_privileges_are_dropped() {
     std::fs::write(
         s.config_path(),
         format!(
-            "[server]\nlisten = [\"unix:{}\"]\nuser = \"nobody\"\nsocket_mode = \"0666\"\n",
-            s.socket().display()
+            "[server]\nlisten = [\"unix:{}\"]\nuser = \"nobody\"\nsocket_mode = \"0666\"\n{}",
+            s.socket().display(),
+            s.greyd_sections()
         ),
     )
     .unwrap();
@@ -337,15 +282,9 @@ async fn root_is_refused_unless_allowed_and_privileges_are_dropped() {
     let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap();
     let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
     let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap().uid.as_raw();
-    assert!(
-        uid_line.split_whitespace().skip(1).all(|u| u == nobody.to_string()),
-        "{uid_line}"
-    );
+    assert!(uid_line.split_whitespace().skip(1).all(|u| u == nobody.to_string()), "{uid_line}");
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(
-        std::fs::metadata(s.socket()).unwrap().permissions().mode() & 0o777,
-        0o666
-    );
+    assert_eq!(std::fs::metadata(s.socket()).unwrap().permissions().mode() & 0o777, 0o666);
     assert_eq!(ask(&mut s.client().await).await.unwrap(), "DUNNO");
 }
 
@@ -358,12 +297,7 @@ fn shipped_example_configs_are_valid() {
             .args(["--check-config", "--config", cfg.to_str().unwrap()])
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}: {}",
-            cfg.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}: {}", cfg.display(), String::from_utf8_lossy(&out.stderr));
     }
 }
 
@@ -377,11 +311,8 @@ async fn systemd_socket_activation() {
         return;
     }
     let s = Setup::new();
-    std::fs::write(
-        s.config_path(),
-        format!("[server]\nlisten = [\"systemd\"]\n{}", root_ok()),
-    )
-    .unwrap();
+    std::fs::write(s.config_path(), format!("[server]\nlisten = [\"systemd\"]\n{}{}", root_ok(), s.greyd_sections()))
+        .unwrap();
     let script = r#"
 import os, socket, sys
 path, binary, config = sys.argv[1:4]
@@ -411,10 +342,7 @@ os.execv(binary, [binary, "--config", config])
     let mut client = s.client().await;
     assert_eq!(ask(&mut client).await.unwrap(), "DUNNO");
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id().unwrap() as i32), Sig::SIGTERM).unwrap();
-    let out = tokio::time::timeout(T, child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let out = tokio::time::timeout(T, child.wait_with_output()).await.unwrap().unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{log}");
     assert!(log.contains("listening on unix:"), "{log}");
@@ -425,7 +353,7 @@ async fn inet_listener_on_loopback() {
     let s = Setup::new();
     std::fs::write(
         s.config_path(),
-        format!("[server]\nlisten = [\"inet:127.0.0.1:0\"]\n{}", root_ok()),
+        format!("[server]\nlisten = [\"inet:127.0.0.1:0\"]\n{}{}", root_ok(), s.greyd_sections()),
     )
     .unwrap();
     let daemon = DaemonProcess::start(BIN, &["--config", s.config_path().to_str().unwrap()]);

@@ -41,12 +41,7 @@ fn txt_strings(lookup: &Lookup) -> Vec<Vec<String>> {
         .answers()
         .iter()
         .filter_map(|r| match &r.data {
-            RData::TXT(txt) => Some(
-                txt.txt_data
-                    .iter()
-                    .map(|s| String::from_utf8_lossy(s).into_owned())
-                    .collect(),
-            ),
+            RData::TXT(txt) => Some(txt.txt_data.iter().map(|s| String::from_utf8_lossy(s).into_owned()).collect()),
             _ => None,
         })
         .collect()
@@ -91,12 +86,7 @@ async fn txt_single_and_multi_string() {
 #[tokio::test]
 async fn long_txt_is_split_into_255_byte_strings() {
     let text = "a".repeat(300);
-    let dns = DnsFixture::builder()
-        .zone("example.test")
-        .txt("example.test", &text)
-        .start()
-        .await
-        .unwrap();
+    let dns = DnsFixture::builder().zone("example.test").txt("example.test", &text).start().await.unwrap();
     let lookup = dns.resolver().txt_lookup("example.test.").await.unwrap();
     assert_eq!(txt_strings(&lookup), [["a".repeat(255), "a".repeat(45)]]);
 }
@@ -176,10 +166,7 @@ async fn servfail_is_an_error_but_not_a_negative_answer() {
     let error = dns.resolver().ipv4_lookup("broken.example.test.").await.unwrap_err();
     assert!(!error.is_nx_domain(), "{error:?}");
     assert!(!error.is_no_records_found(), "{error:?}");
-    assert!(
-        matches!(error, NetError::Dns(DnsError::ResponseCode(ResponseCode::ServFail))),
-        "{error:?}"
-    );
+    assert!(matches!(error, NetError::Dns(DnsError::ResponseCode(ResponseCode::ServFail))), "{error:?}");
     assert!(dns.queries_for_name("broken.example.test") >= 1);
 }
 
@@ -219,12 +206,8 @@ async fn truncated_udp_answer_is_retried_over_tcp() {
     // 12 × 250 bytes is far above the resolver's EDNS payload size, so UDP must truncate.
     let chunk = "x".repeat(250);
     let strings = vec![chunk.as_str(); 12];
-    let dns = DnsFixture::builder()
-        .zone("example.test")
-        .txt_strings("big.example.test", &strings)
-        .start()
-        .await
-        .unwrap();
+    let dns =
+        DnsFixture::builder().zone("example.test").txt_strings("big.example.test", &strings).start().await.unwrap();
     let lookup = dns.resolver().txt_lookup("big.example.test.").await.unwrap();
     assert_eq!(txt_strings(&lookup), [vec![chunk.clone(); 12]]);
     assert!(dns.tcp_queries() >= 1, "no TCP query after a truncated answer");
@@ -260,35 +243,17 @@ async fn zone_file_and_serve_files() {
     let error = resolver.ipv4_lookup("none.fixtures.test.").await.unwrap_err();
     assert_eq!(no_records(&error).negative_ttl, Some(30));
 
-    let served = dns::serve_files(std::slice::from_ref(&path), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let served = dns::serve_files(std::slice::from_ref(&path), "127.0.0.1:0".parse().unwrap()).await.unwrap();
     let ns = served.resolver().ipv4_lookup("ns.fixtures.test.").await.unwrap();
     assert_eq!(ns.answers()[0].data.ip_addr(), Some("192.0.2.53".parse().unwrap()));
 }
 
 #[tokio::test]
 async fn builder_reports_bad_input_at_start() {
-    let outside = DnsFixture::builder()
-        .zone("example.test")
-        .a("mx.other.test", "192.0.2.1")
-        .start()
-        .await
-        .err();
-    assert!(
-        matches!(&outside, Some(FixtureError::OutsideZones { name }) if name == "mx.other.test."),
-        "{outside:?}"
-    );
-    let bad_addr = DnsFixture::builder()
-        .zone("example.test")
-        .a("mx.example.test", "192.0.2.300")
-        .start()
-        .await
-        .err();
-    assert!(
-        matches!(&bad_addr, Some(FixtureError::BadAddress(a)) if a == "192.0.2.300"),
-        "{bad_addr:?}"
-    );
+    let outside = DnsFixture::builder().zone("example.test").a("mx.other.test", "192.0.2.1").start().await.err();
+    assert!(matches!(&outside, Some(FixtureError::OutsideZones { name }) if name == "mx.other.test."), "{outside:?}");
+    let bad_addr = DnsFixture::builder().zone("example.test").a("mx.example.test", "192.0.2.300").start().await.err();
+    assert!(matches!(&bad_addr, Some(FixtureError::BadAddress(a)) if a == "192.0.2.300"), "{bad_addr:?}");
 }
 
 #[tokio::test]

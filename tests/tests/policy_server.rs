@@ -35,29 +35,14 @@ struct Server {
 fn start(options: ServeOptions, max_connections: usize) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("policy.sock");
-    let listener = bind_unix(
-        &path,
-        &SocketPermissions {
-            mode: 0o600,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let listener = bind_unix(&path, &SocketPermissions { mode: 0o600, ..Default::default() }).unwrap();
     let (_tx, rx) = watch::channel(Arc::new(Echo));
     std::mem::forget(_tx);
     let (trigger, shutdown) = Shutdown::channel();
     let handler = move |conn, peer, shutdown| serve_policy_conn(rx.clone(), conn, peer, options, shutdown);
-    let server_options = ServerOptions {
-        max_connections,
-        shutdown_grace: Duration::from_secs(5),
-    };
+    let server_options = ServerOptions { max_connections, shutdown_grace: Duration::from_secs(5) };
     let task = tokio::spawn(run(vec![listener], server_options, shutdown, handler));
-    Server {
-        socket: format!("unix:{}", path.display()),
-        trigger,
-        task,
-        _dir: dir,
-    }
+    Server { socket: format!("unix:{}", path.display()), trigger, task, _dir: dir }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -72,13 +57,7 @@ async fn two_hundred_connections_times_fifty_requests_each_get_exactly_one_corre
                 let rcpt = format!("c{c}-r{r}@example.net");
                 let inst = format!("{c}.{r}");
                 let reply = client
-                    .request(&rcpt_request(
-                        "192.0.2.1",
-                        "mx.example.org",
-                        "a@example.org",
-                        &rcpt,
-                        &inst,
-                    ))
+                    .request(&rcpt_request("192.0.2.1", "mx.example.org", "a@example.org", &rcpt, &inst))
                     .await
                     .unwrap();
                 assert_eq!(reply, format!("PREPEND X-Echo: {rcpt}"));
@@ -123,20 +102,12 @@ async fn garbage_on_one_connection_closes_only_that_one() {
         );
         for (i, client) in good.iter_mut().enumerate() {
             let rcpt = format!("good{i}@example.net");
-            let reply = client
-                .request(&rcpt_request("192.0.2.9", "h", "s@example.org", &rcpt, "1"))
-                .await
-                .unwrap();
+            let reply = client.request(&rcpt_request("192.0.2.9", "h", "s@example.org", &rcpt, "1")).await.unwrap();
             assert_eq!(reply, format!("PREPEND X-Echo: {rcpt}"));
         }
     }
     let mut late = PolicyClient::connect(&server.socket).await.unwrap();
-    assert_eq!(
-        late.request(&rcpt_request("192.0.2.9", "h", "", "x@y", "1"))
-            .await
-            .unwrap(),
-        "PREPEND X-Echo: x@y"
-    );
+    assert_eq!(late.request(&rcpt_request("192.0.2.9", "h", "", "x@y", "1")).await.unwrap(), "PREPEND X-Echo: x@y");
     server.trigger.trigger();
     server.task.await.unwrap().unwrap();
 }
@@ -154,18 +125,10 @@ async fn stalled_request_times_out_and_idle_connection_is_kept() {
     let mut idle = PolicyClient::connect(&server.socket).await.unwrap();
     let started = std::time::Instant::now();
     assert!(matches!(stalled.read_reply().await, Err(ClientError::Closed)));
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "the stalled request must be cut off near request_timeout"
-    );
+    assert!(started.elapsed() < Duration::from_secs(3), "the stalled request must be cut off near request_timeout");
     // The idle connection, silent for longer than request_timeout, still works.
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(
-        idle.request(&rcpt_request("192.0.2.1", "h", "", "r@x", "1"))
-            .await
-            .unwrap(),
-        "PREPEND X-Echo: r@x"
-    );
+    assert_eq!(idle.request(&rcpt_request("192.0.2.1", "h", "", "r@x", "1")).await.unwrap(), "PREPEND X-Echo: r@x");
     server.trigger.trigger();
     server.task.await.unwrap().unwrap();
 }
@@ -175,41 +138,19 @@ async fn connection_limit_queues_new_clients_until_a_slot_frees() {
     let server = start(ServeOptions::default(), 2);
     let mut a = PolicyClient::connect(&server.socket).await.unwrap();
     let mut b = PolicyClient::connect(&server.socket).await.unwrap();
-    assert_eq!(
-        a.request(&rcpt_request("192.0.2.1", "h", "", "a@x", "1"))
-            .await
-            .unwrap(),
-        "PREPEND X-Echo: a@x"
-    );
-    assert_eq!(
-        b.request(&rcpt_request("192.0.2.1", "h", "", "b@x", "1"))
-            .await
-            .unwrap(),
-        "PREPEND X-Echo: b@x"
-    );
+    assert_eq!(a.request(&rcpt_request("192.0.2.1", "h", "", "a@x", "1")).await.unwrap(), "PREPEND X-Echo: a@x");
+    assert_eq!(b.request(&rcpt_request("192.0.2.1", "h", "", "b@x", "1")).await.unwrap(), "PREPEND X-Echo: b@x");
     // A third client connects (kernel backlog) but is not served while two are open.
     let mut c = PolicyClient::connect(&server.socket).await.unwrap();
-    let waiting = tokio::time::timeout(
-        Duration::from_millis(300),
-        c.request(&rcpt_request("192.0.2.1", "h", "", "c@x", "1")),
-    )
-    .await;
-    assert!(
-        waiting.is_err(),
-        "third connection must wait while the limit is reached"
-    );
+    let waiting =
+        tokio::time::timeout(Duration::from_millis(300), c.request(&rcpt_request("192.0.2.1", "h", "", "c@x", "1")))
+            .await;
+    assert!(waiting.is_err(), "third connection must wait while the limit is reached");
     drop(a);
-    let served = tokio::time::timeout(Duration::from_secs(5), c.read_reply())
-        .await
-        .expect("served once a slot frees")
-        .unwrap();
+    let served =
+        tokio::time::timeout(Duration::from_secs(5), c.read_reply()).await.expect("served once a slot frees").unwrap();
     assert_eq!(served, "PREPEND X-Echo: c@x");
-    assert_eq!(
-        b.request(&rcpt_request("192.0.2.1", "h", "", "b2@x", "1"))
-            .await
-            .unwrap(),
-        "PREPEND X-Echo: b2@x"
-    );
+    assert_eq!(b.request(&rcpt_request("192.0.2.1", "h", "", "b2@x", "1")).await.unwrap(), "PREPEND X-Echo: b2@x");
     server.trigger.trigger();
     server.task.await.unwrap().unwrap();
 }

@@ -34,12 +34,7 @@ pub struct DnsConfig {
 
 impl Default for DnsConfig {
     fn default() -> Self {
-        DnsConfig {
-            nameservers: Vec::new(),
-            timeout: ConfigDuration::secs(2),
-            attempts: 2,
-            cache_size: 4096,
-        }
+        DnsConfig { nameservers: Vec::new(), timeout: ConfigDuration::secs(2), attempts: 2, cache_size: 4096 }
     }
 }
 
@@ -64,8 +59,7 @@ pub fn parse_nameserver(text: &str) -> Result<SocketAddr, DnsConfigError> {
     if let Ok(ip) = text.parse::<IpAddr>() {
         return Ok(SocketAddr::new(ip, 53));
     }
-    text.parse::<SocketAddr>()
-        .map_err(|_| DnsConfigError::BadNameserver(text.to_owned()))
+    text.parse::<SocketAddr>().map_err(|_| DnsConfigError::BadNameserver(text.to_owned()))
 }
 
 impl DnsConfig {

@@ -45,32 +45,23 @@ fn to_name(name: &hickory_resolver::proto::rr::Name) -> Option<Name> {
 impl Lookup for SpfLookup {
     async fn lookup_a<'lookup, 'a>(&'lookup self, name: &'a Name) -> LookupResult<Vec<Ipv4Addr>> {
         let records = self.records(name.as_str(), RecordType::A).await?;
-        Ok(records
-            .into_iter()
-            .filter_map(|r| if let RData::A(a) = r { Some(a.0) } else { None })
-            .collect())
+        Ok(records.into_iter().filter_map(|r| if let RData::A(a) = r { Some(a.0) } else { None }).collect())
     }
 
     async fn lookup_aaaa<'lookup, 'a>(&'lookup self, name: &'a Name) -> LookupResult<Vec<Ipv6Addr>> {
         let records = self.records(name.as_str(), RecordType::AAAA).await?;
-        Ok(records
-            .into_iter()
-            .filter_map(|r| if let RData::AAAA(a) = r { Some(a.0) } else { None })
-            .collect())
+        Ok(records.into_iter().filter_map(|r| if let RData::AAAA(a) = r { Some(a.0) } else { None }).collect())
     }
 
     async fn lookup_mx<'lookup, 'a>(&'lookup self, name: &'a Name) -> LookupResult<Vec<Name>> {
         let records = self.records(name.as_str(), RecordType::MX).await?;
-        let mut mx: Vec<(u16, Name)> = records
-            .into_iter()
-            .filter_map(|r| {
-                if let RData::MX(mx) = r {
-                    to_name(&mx.exchange).map(|n| (mx.preference, n))
-                } else {
-                    None
-                }
-            })
-            .collect();
+        let mut mx: Vec<(u16, Name)> =
+            records
+                .into_iter()
+                .filter_map(|r| {
+                    if let RData::MX(mx) = r { to_name(&mx.exchange).map(|n| (mx.preference, n)) } else { None }
+                })
+                .collect();
         mx.sort_by_key(|(pref, _)| *pref);
         Ok(mx.into_iter().map(|(_, n)| n).collect())
     }
@@ -96,9 +87,6 @@ impl Lookup for SpfLookup {
             Ok(l) => l.answers().iter().map(|r| r.data.clone()).collect::<Vec<_>>(),
             Err(e) => return Err(to_lookup_error(e)),
         };
-        Ok(records
-            .into_iter()
-            .filter_map(|r| if let RData::PTR(p) = r { to_name(&p.0) } else { None })
-            .collect())
+        Ok(records.into_iter().filter_map(|r| if let RData::PTR(p) = r { to_name(&p.0) } else { None }).collect())
     }
 }

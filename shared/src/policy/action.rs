@@ -65,15 +65,9 @@ impl EnhancedStatus {
         };
         let c = num(c, 1)?;
         if c != u16::from(class) {
-            return Err(ActionError::StatusClass {
-                status: text.to_owned(),
-                class,
-            });
+            return Err(ActionError::StatusClass { status: text.to_owned(), class });
         }
-        Ok(EnhancedStatus {
-            subject: num(s, 3)?,
-            detail: num(d, 3)?,
-        })
+        Ok(EnhancedStatus { subject: num(s, 3)?, detail: num(d, 3)? })
     }
 
     fn write(&self, f: &mut fmt::Formatter<'_>, class: u8) -> fmt::Result {
@@ -89,11 +83,7 @@ impl ReplyCode {
     /// # Errors
     /// A code outside 400-599.
     pub fn new(code: u16) -> Result<ReplyCode, ActionError> {
-        if (400..=599).contains(&code) {
-            Ok(ReplyCode(code))
-        } else {
-            Err(ActionError::BadCode(code))
-        }
+        if (400..=599).contains(&code) { Ok(ReplyCode(code)) } else { Err(ActionError::BadCode(code)) }
     }
 
     pub fn get(self) -> u16 {
@@ -114,10 +104,7 @@ pub struct Reply {
 
 impl Reply {
     pub fn new(status: Option<EnhancedStatus>, text: &str) -> Reply {
-        Reply {
-            status,
-            text: Text::new(text),
-        }
+        Reply { status, text: Text::new(text) }
     }
 
     fn write(&self, f: &mut fmt::Formatter<'_>, class: u8) -> fmt::Result {
@@ -159,10 +146,7 @@ impl Header {
         if !ok {
             return Err(ActionError::BadHeaderName(crate::logging::printable(name).into_owned()));
         }
-        Ok(Header {
-            name: name.to_owned(),
-            value: Text::new(value),
-        })
+        Ok(Header { name: name.to_owned(), value: Text::new(value) })
     }
 
     pub fn name(&self) -> &str {
@@ -194,11 +178,7 @@ pub enum ActionError {
     #[error("PREPEND needs \"Name: value\", got {0:?}")]
     BadPrepend(String),
     #[error("{action} needs {what}, got {got:?}")]
-    BadArgument {
-        action: &'static str,
-        what: &'static str,
-        got: String,
-    },
+    BadArgument { action: &'static str, what: &'static str, got: String },
     #[error("unknown action {0:?}")]
     Unknown(String),
 }
@@ -287,11 +267,7 @@ fn single_word(
     valid: impl Fn(&str) -> bool,
 ) -> Result<Text, ActionError> {
     if value.is_empty() || value.chars().any(|c| c.is_whitespace() || c.is_control()) || !valid(value) {
-        return Err(ActionError::BadArgument {
-            action,
-            what,
-            got: crate::logging::printable(value).into_owned(),
-        });
+        return Err(ActionError::BadArgument { action, what, got: crate::logging::printable(value).into_owned() });
     }
     Ok(Text::new(value))
 }
@@ -360,9 +336,7 @@ impl FromStr for Action {
             "DEFER_IF_PERMIT" => Action::DeferIfPermit(Reply::parse(rest, 4)?),
             "DEFER_IF_REJECT" => Action::DeferIfReject(Reply::parse(rest, 4)?),
             "PREPEND" => {
-                let (name, value) = rest
-                    .split_once(':')
-                    .ok_or_else(|| ActionError::BadPrepend(rest.to_owned()))?;
+                let (name, value) = rest.split_once(':').ok_or_else(|| ActionError::BadPrepend(rest.to_owned()))?;
                 Action::Prepend(Header::new(name.trim(), value)?)
             }
             "WARN" => Action::Warn(Text::new(rest)),
@@ -395,21 +369,13 @@ mod tests {
                 Action::Reject(Reply::new(st(7, 23), "SPF fail")),
                 "REJECT 5.7.23 SPF fail",
             ),
-            (
-                "defer text only",
-                Action::Defer(Reply::new(None, "later")),
-                "DEFER later",
-            ),
+            ("defer text only", Action::Defer(Reply::new(None, "later")), "DEFER later"),
             (
                 "defer_if_permit",
                 Action::DeferIfPermit(Reply::new(st(7, 1), "Greylisted, retry in 300 s")),
                 "DEFER_IF_PERMIT 4.7.1 Greylisted, retry in 300 s",
             ),
-            (
-                "defer_if_reject",
-                Action::DeferIfReject(Reply::new(None, "x")),
-                "DEFER_IF_REJECT x",
-            ),
+            ("defer_if_reject", Action::DeferIfReject(Reply::new(None, "x")), "DEFER_IF_REJECT x"),
             (
                 "literal 550",
                 Action::Literal(ReplyCode::new(550).unwrap(), Reply::new(st(7, 23), "no")),
@@ -429,21 +395,9 @@ mod tests {
             ("info empty", Action::Info(Text::new("")), "INFO"),
             ("hold", Action::Hold(Text::new("review")), "HOLD review"),
             ("discard", Action::Discard(Text::new("gone")), "DISCARD gone"),
-            (
-                "filter",
-                Action::filter("smtp:[127.0.0.1]:10025").unwrap(),
-                "FILTER smtp:[127.0.0.1]:10025",
-            ),
-            (
-                "redirect",
-                Action::redirect("abuse@example.org").unwrap(),
-                "REDIRECT abuse@example.org",
-            ),
-            (
-                "CR LF NUL stripped",
-                Action::Reject(Reply::new(None, "a\r\nb\0c\td")),
-                "REJECT a  b c d",
-            ),
+            ("filter", Action::filter("smtp:[127.0.0.1]:10025").unwrap(), "FILTER smtp:[127.0.0.1]:10025"),
+            ("redirect", Action::redirect("abuse@example.org").unwrap(), "REDIRECT abuse@example.org"),
+            ("CR LF NUL stripped", Action::Reject(Reply::new(None, "a\r\nb\0c\td")), "REJECT a  b c d"),
             (
                 "header value sanitized",
                 Action::Prepend(Header::new("X-A", "v\nX-Evil: 1").unwrap()),
@@ -463,45 +417,21 @@ mod tests {
     fn parse_errors() {
         assert_eq!(
             "REJECT 4.7.1 x".parse::<Action>(),
-            Err(ActionError::StatusClass {
-                status: "4.7.1".into(),
-                class: 5
-            })
+            Err(ActionError::StatusClass { status: "4.7.1".into(), class: 5 })
         );
         assert_eq!(
             "DEFER_IF_PERMIT 5.7.1 x".parse::<Action>(),
-            Err(ActionError::StatusClass {
-                status: "5.7.1".into(),
-                class: 4
-            })
+            Err(ActionError::StatusClass { status: "5.7.1".into(), class: 4 })
         );
-        assert_eq!(
-            "REJECT 5.7 x".parse::<Action>(),
-            Err(ActionError::BadStatus("5.7".into()))
-        );
+        assert_eq!("REJECT 5.7 x".parse::<Action>(), Err(ActionError::BadStatus("5.7".into())));
         assert_eq!("350 nope".parse::<Action>(), Err(ActionError::BadCode(350)));
-        assert_eq!(
-            "PREPEND nocolon".parse::<Action>(),
-            Err(ActionError::BadPrepend("nocolon".into()))
-        );
-        assert!(matches!(
-            "PREPEND Bad Name: v".parse::<Action>(),
-            Err(ActionError::BadHeaderName(_))
-        ));
-        assert!(matches!(
-            "FILTER nodest".parse::<Action>(),
-            Err(ActionError::BadArgument { .. })
-        ));
-        assert!(matches!(
-            "REDIRECT a b@c".parse::<Action>(),
-            Err(ActionError::BadArgument { .. })
-        ));
+        assert_eq!("PREPEND nocolon".parse::<Action>(), Err(ActionError::BadPrepend("nocolon".into())));
+        assert!(matches!("PREPEND Bad Name: v".parse::<Action>(), Err(ActionError::BadHeaderName(_))));
+        assert!(matches!("FILTER nodest".parse::<Action>(), Err(ActionError::BadArgument { .. })));
+        assert!(matches!("REDIRECT a b@c".parse::<Action>(), Err(ActionError::BadArgument { .. })));
         assert_eq!("permit".parse::<Action>(), Err(ActionError::Unknown("permit".into())));
         assert_eq!(
-            "defer_if_permit 4.7.1 lower case"
-                .parse::<Action>()
-                .unwrap()
-                .to_string(),
+            "defer_if_permit 4.7.1 lower case".parse::<Action>().unwrap().to_string(),
             "DEFER_IF_PERMIT 4.7.1 lower case"
         );
     }

@@ -31,11 +31,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_line: 8 * 1024,
-            max_attributes: 256,
-            max_request: 64 * 1024,
-        }
+        Limits { max_line: 8 * 1024, max_attributes: 256, max_request: 64 * 1024 }
     }
 }
 
@@ -82,11 +78,7 @@ pub struct RequestReader<R> {
 
 impl<R: AsyncBufRead + Unpin> RequestReader<R> {
     pub fn new(inner: R, limits: Limits) -> Self {
-        RequestReader {
-            inner,
-            limits,
-            line: Vec::with_capacity(256),
-        }
+        RequestReader { inner, limits, line: Vec::with_capacity(256) }
     }
 
     /// Waits until at least one byte of the next request is available.
@@ -115,11 +107,7 @@ impl<R: AsyncBufRead + Unpin> RequestReader<R> {
             line_no += 1;
             let ended = self.read_line(line_no, &mut total).await?;
             if !ended {
-                return if total == 0 {
-                    Ok(None)
-                } else {
-                    Err(CodecError::Truncated { bytes: total })
-                };
+                return if total == 0 { Ok(None) } else { Err(CodecError::Truncated { bytes: total }) };
             }
             let mut bytes: &[u8] = &self.line;
             if let [rest @ .., b'\r'] = bytes {
@@ -132,9 +120,7 @@ impl<R: AsyncBufRead + Unpin> RequestReader<R> {
                 return Ok(Some(request));
             }
             if request.attributes.len() >= self.limits.max_attributes {
-                return Err(CodecError::TooManyAttributes {
-                    limit: self.limits.max_attributes,
-                });
+                return Err(CodecError::TooManyAttributes { limit: self.limits.max_attributes });
             }
             let (name, value, lossy) = split_attribute(bytes, line_no)?;
             if lossy {
@@ -160,17 +146,12 @@ impl<R: AsyncBufRead + Unpin> RequestReader<R> {
             // The CR of a CRLF ending is still in `line` at this point; allow one extra byte
             // for it so a maximal CRLF line is not refused where its LF twin is accepted.
             if self.line.len() + chunk.len() > self.limits.max_line + 1 {
-                return Err(CodecError::LineTooLong {
-                    line: line_no,
-                    limit: self.limits.max_line,
-                });
+                return Err(CodecError::LineTooLong { line: line_no, limit: self.limits.max_line });
             }
             let consumed = chunk.len() + usize::from(found);
             *total += consumed;
             if *total > self.limits.max_request {
-                return Err(CodecError::TooLarge {
-                    limit: self.limits.max_request,
-                });
+                return Err(CodecError::TooLarge { limit: self.limits.max_request });
             }
             if chunk.contains(&0) {
                 return Err(CodecError::NulByte { line: line_no });
@@ -180,10 +161,7 @@ impl<R: AsyncBufRead + Unpin> RequestReader<R> {
             if found {
                 let without_cr = self.line.strip_suffix(b"\r").unwrap_or(&self.line).len();
                 if without_cr > self.limits.max_line {
-                    return Err(CodecError::LineTooLong {
-                        line: line_no,
-                        limit: self.limits.max_line,
-                    });
+                    return Err(CodecError::LineTooLong { line: line_no, limit: self.limits.max_line });
                 }
                 return Ok(true);
             }
@@ -194,18 +172,13 @@ impl<R: AsyncBufRead + Unpin> RequestReader<R> {
 /// Splits `name=value` on the first `=`.
 fn split_attribute(bytes: &[u8], line: usize) -> Result<(String, String, bool), CodecError> {
     let Some(eq) = bytes.iter().position(|&b| b == b'=') else {
-        return Err(CodecError::NoEquals {
-            line,
-            excerpt: excerpt(bytes),
-        });
+        return Err(CodecError::NoEquals { line, excerpt: excerpt(bytes) });
     };
     let (name, value) = (&bytes[..eq], &bytes[eq + 1..]);
     if name.is_empty() {
         return Err(CodecError::EmptyName { line });
     }
-    let name = std::str::from_utf8(name)
-        .map_err(|_| CodecError::NameNotUtf8 { line })?
-        .to_owned();
+    let name = std::str::from_utf8(name).map_err(|_| CodecError::NameNotUtf8 { line })?.to_owned();
     match std::str::from_utf8(value) {
         Ok(v) => Ok((name, v.to_owned(), false)),
         Err(_) => Ok((name, String::from_utf8_lossy(value).into_owned(), true)),

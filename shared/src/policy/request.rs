@@ -115,12 +115,7 @@ impl PolicyRequest {
     pub fn from_raw(raw: RawRequest) -> Result<Self, RequestError> {
         let attributes = raw.attributes;
         let get = |name: &str| -> &str {
-            attributes
-                .iter()
-                .rev()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.as_str())
-                .unwrap_or("")
+            attributes.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.as_str()).unwrap_or("")
         };
         match attributes.iter().rev().find(|(n, _)| n == "request") {
             None => return Err(RequestError::MissingRequest),
@@ -153,11 +148,7 @@ impl PolicyRequest {
 
     /// The last value of any attribute, including ones not modelled above.
     pub fn attribute(&self, name: &str) -> Option<&str> {
-        self.attributes
-            .iter()
-            .rev()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.attributes.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 
     /// Every attribute as received, in order.
@@ -172,11 +163,7 @@ impl PolicyRequest {
 
     /// `name[address]` as Postfix writes a client in its logs.
     pub fn client(&self) -> String {
-        let name = if self.client_name.is_empty() {
-            "unknown"
-        } else {
-            &self.client_name
-        };
+        let name = if self.client_name.is_empty() { "unknown" } else { &self.client_name };
         match self.client_address {
             Some(ip) => format!("{name}[{ip}]"),
             None => format!("{name}[]"),
@@ -190,26 +177,20 @@ fn parse_ip(name: &'static str, value: &str) -> Result<Option<IpAddr>, RequestEr
     }
     // Postfix writes IPv6 client addresses bare, but accept the `ipv6:` form of address
     // literals too, since some test tools send it.
-    let bare = value
-        .strip_prefix("ipv6:")
-        .or_else(|| value.strip_prefix("IPv6:"))
-        .unwrap_or(value);
+    let bare = value.strip_prefix("ipv6:").or_else(|| value.strip_prefix("IPv6:")).unwrap_or(value);
     IpAddr::from_str(bare)
         .map(|ip| Some(ip.to_canonical()))
-        .map_err(|_| RequestError::InvalidAttribute {
-            name,
-            value: crate::logging::printable(value).into_owned(),
-        })
+        .map_err(|_| RequestError::InvalidAttribute { name, value: crate::logging::printable(value).into_owned() })
 }
 
 fn parse_opt<T: FromStr>(name: &'static str, value: &str) -> Result<Option<T>, RequestError> {
     if value.is_empty() {
         return Ok(None);
     }
-    value.parse().map(Some).map_err(|_| RequestError::InvalidAttribute {
-        name,
-        value: crate::logging::printable(value).into_owned(),
-    })
+    value
+        .parse()
+        .map(Some)
+        .map_err(|_| RequestError::InvalidAttribute { name, value: crate::logging::printable(value).into_owned() })
 }
 
 #[cfg(test)]
@@ -263,19 +244,13 @@ mod tests {
 
     #[test]
     fn rejects() {
-        assert_eq!(
-            PolicyRequest::from_raw(raw(&[("sender", "a")])),
-            Err(RequestError::MissingRequest)
-        );
+        assert_eq!(PolicyRequest::from_raw(raw(&[("sender", "a")])), Err(RequestError::MissingRequest));
         assert_eq!(
             PolicyRequest::from_raw(raw(&[("request", "junk")])),
             Err(RequestError::UnknownRequest("junk".into()))
         );
-        let err = PolicyRequest::from_raw(raw(&[
-            ("request", "smtpd_access_policy"),
-            ("client_address", "999.1.1.1"),
-        ]))
-        .unwrap_err();
+        let err = PolicyRequest::from_raw(raw(&[("request", "smtpd_access_policy"), ("client_address", "999.1.1.1")]))
+            .unwrap_err();
         assert_eq!(err.to_string(), "invalid client_address \"999.1.1.1\"");
         let err =
             PolicyRequest::from_raw(raw(&[("request", "smtpd_access_policy"), ("server_port", "99999")])).unwrap_err();

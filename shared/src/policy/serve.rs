@@ -36,11 +36,7 @@ pub struct Decision {
 
 impl Decision {
     pub fn new(action: Action, reason: impl Into<String>) -> Decision {
-        Decision {
-            action,
-            reason: reason.into(),
-            fields: Vec::new(),
-        }
+        Decision { action, reason: reason.into(), fields: Vec::new() }
     }
 
     pub fn with(mut self, key: &'static str, value: impl ToString) -> Decision {
@@ -109,10 +105,7 @@ pub async fn serve_policy<S, R, W>(
                 return;
             }
             Err(_) => {
-                tracing::info!(
-                    "closing connection from {peer}: idle for {}s",
-                    options.idle_timeout.as_secs()
-                );
+                tracing::info!("closing connection from {peer}: idle for {}s", options.idle_timeout.as_secs());
                 return;
             }
         }
@@ -160,11 +153,6 @@ pub async fn serve_policy<S, R, W>(
             tracing::debug!("write error to {peer}: {err}");
             return;
         }
-        DecisionLine {
-            request: &request,
-            decision: &decision,
-            elapsed: started.elapsed(),
-        }
-        .log();
+        DecisionLine { request: &request, decision: &decision, elapsed: started.elapsed() }.log();
     }
 }

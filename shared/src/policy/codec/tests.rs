@@ -62,21 +62,13 @@ fn cases() -> Vec<(&'static str, Vec<u8>, Expect)> {
             b"request=smtpd_access_policy\n\n".to_vec(),
             Expect::Attrs(&[("request", "smtpd_access_policy")]),
         ),
-        (
-            "full Postfix 3.7 request",
-            POSTFIX_37.as_bytes().to_vec(),
-            Expect::Count(29),
-        ),
+        ("full Postfix 3.7 request", POSTFIX_37.as_bytes().to_vec(), Expect::Count(29)),
         (
             "'=' inside a value",
             b"request=x\nsender=a=b@c\n\n".to_vec(),
             Expect::Attrs(&[("request", "x"), ("sender", "a=b@c")]),
         ),
-        (
-            "value starting with '='",
-            b"x==y\n\n".to_vec(),
-            Expect::Attrs(&[("x", "=y")]),
-        ),
+        ("value starting with '='", b"x==y\n\n".to_vec(), Expect::Attrs(&[("x", "=y")])),
         (
             "unknown attribute kept",
             b"request=x\nfuture_thing=42\n\n".to_vec(),
@@ -92,76 +84,32 @@ fn cases() -> Vec<(&'static str, Vec<u8>, Expect)> {
             b"request=x\nsender=\nrecipient=b@c\n\n".to_vec(),
             Expect::Attrs(&[("request", "x"), ("sender", ""), ("recipient", "b@c")]),
         ),
-        (
-            "empty value on last line",
-            b"queue_id=\n\n".to_vec(),
-            Expect::Attrs(&[("queue_id", "")]),
-        ),
-        (
-            "spaces around '=' are part of name and value",
-            b"a = b\n\n".to_vec(),
-            Expect::Attrs(&[("a ", " b")]),
-        ),
+        ("empty value on last line", b"queue_id=\n\n".to_vec(), Expect::Attrs(&[("queue_id", "")])),
+        ("spaces around '=' are part of name and value", b"a = b\n\n".to_vec(), Expect::Attrs(&[("a ", " b")])),
         (
             "UTF-8 value (SMTPUTF8 sender)",
             "sender=j\u{fc}rgen@b\u{fc}cher.example\n\n".as_bytes().to_vec(),
             Expect::Attrs(&[("sender", "j\u{fc}rgen@b\u{fc}cher.example")]),
         ),
         ("EOF before any byte", b"".to_vec(), Expect::Eof),
-        (
-            "EOF before the blank line",
-            b"request=x\nsender=a\n".to_vec(),
-            Expect::Err("truncated"),
-        ),
-        (
-            "EOF in the middle of a line",
-            b"request=x\nsend".to_vec(),
-            Expect::Err("truncated"),
-        ),
-        (
-            "EOF after a lone CR",
-            b"request=x\n\r".to_vec(),
-            Expect::Err("truncated"),
-        ),
-        (
-            "line exactly at the limit",
-            line_at_limit.into_bytes(),
-            Expect::Count(1),
-        ),
-        (
-            "CRLF line exactly at the limit",
-            crlf_at_limit.into_bytes(),
-            Expect::Count(1),
-        ),
-        (
-            "overlong line",
-            line_over_limit.into_bytes(),
-            Expect::Err("line-too-long"),
-        ),
-        (
-            "overlong line without newline",
-            vec![b'x'; 100_000],
-            Expect::Err("line-too-long"),
-        ),
+        ("EOF before the blank line", b"request=x\nsender=a\n".to_vec(), Expect::Err("truncated")),
+        ("EOF in the middle of a line", b"request=x\nsend".to_vec(), Expect::Err("truncated")),
+        ("EOF after a lone CR", b"request=x\n\r".to_vec(), Expect::Err("truncated")),
+        ("line exactly at the limit", line_at_limit.into_bytes(), Expect::Count(1)),
+        ("CRLF line exactly at the limit", crlf_at_limit.into_bytes(), Expect::Count(1)),
+        ("overlong line", line_over_limit.into_bytes(), Expect::Err("line-too-long")),
+        ("overlong line without newline", vec![b'x'; 100_000], Expect::Err("line-too-long")),
         ("request over the size limit", big(100, 1000), Expect::Err("too-large")),
         ("request just under the size limit", big(60, 1000), Expect::Count(60)),
         ("NUL byte in a value", b"sender=a\0b\n\n".to_vec(), Expect::Err("nul")),
         ("NUL byte in a name", b"sen\0der=a\n\n".to_vec(), Expect::Err("nul")),
-        (
-            "NUL byte alone on a line",
-            b"request=x\n\0\n\n".to_vec(),
-            Expect::Err("nul"),
-        ),
+        ("NUL byte alone on a line", b"request=x\n\0\n\n".to_vec(), Expect::Err("nul")),
         (
             "invalid UTF-8 in a value is decoded lossily",
             b"request=x\nsender=caf\xe9@example.org\n\n".to_vec(),
             Expect::Lossy(&["sender"]),
         ),
-        (
-            "invalid UTF-8 in a name",
-            b"s\xffnder=a\n\n".to_vec(),
-            Expect::Err("name-not-utf8"),
-        ),
+        ("invalid UTF-8 in a name", b"s\xffnder=a\n\n".to_vec(), Expect::Err("name-not-utf8")),
         (
             "CRLF endings",
             b"request=x\r\nsender=a@b\r\n\r\n".to_vec(),
@@ -172,39 +120,15 @@ fn cases() -> Vec<(&'static str, Vec<u8>, Expect)> {
             b"request=x\r\nsender=a@b\r\n\n".to_vec(),
             Expect::Attrs(&[("request", "x"), ("sender", "a@b")]),
         ),
-        (
-            "CR inside a value is kept",
-            b"sender=a\rb\n\n".to_vec(),
-            Expect::Attrs(&[("sender", "a\rb")]),
-        ),
-        (
-            "line without '='",
-            b"request=x\ngarbage\n\n".to_vec(),
-            Expect::Err("no-equals"),
-        ),
-        (
-            "whitespace-only line",
-            b"request=x\n   \n\n".to_vec(),
-            Expect::Err("no-equals"),
-        ),
-        (
-            "empty attribute name",
-            b"=value\n\n".to_vec(),
-            Expect::Err("empty-name"),
-        ),
+        ("CR inside a value is kept", b"sender=a\rb\n\n".to_vec(), Expect::Attrs(&[("sender", "a\rb")])),
+        ("line without '='", b"request=x\ngarbage\n\n".to_vec(), Expect::Err("no-equals")),
+        ("whitespace-only line", b"request=x\n   \n\n".to_vec(), Expect::Err("no-equals")),
+        ("empty attribute name", b"=value\n\n".to_vec(), Expect::Err("empty-name")),
         ("empty request", b"\n".to_vec(), Expect::Err("empty-request")),
-        (
-            "empty request with CRLF",
-            b"\r\n".to_vec(),
-            Expect::Err("empty-request"),
-        ),
+        ("empty request with CRLF", b"\r\n".to_vec(), Expect::Err("empty-request")),
         ("exactly the attribute limit", big(256, 1), Expect::Count(256)),
         ("10,000 attributes", big(10_000, 1), Expect::Err("too-many-attributes")),
-        (
-            "HTTP request sent by mistake",
-            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
-            Expect::Err("no-equals"),
-        ),
+        ("HTTP request sent by mistake", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), Expect::Err("no-equals")),
     ]
 }
 
@@ -262,11 +186,7 @@ async fn pipelined_requests_are_read_one_at_a_time() {
 #[tokio::test]
 async fn raised_limits_accept_10000_attributes() {
     let input = big(10_000, 1);
-    let limits = Limits {
-        max_line: 64,
-        max_attributes: 10_000,
-        max_request: 1 << 20,
-    };
+    let limits = Limits { max_line: 64, max_attributes: 10_000, max_request: 1 << 20 };
     let mut reader = RequestReader::new(&input[..], limits);
     let req = reader.read_request().await.unwrap().unwrap();
     assert_eq!(req.attributes.len(), 10_000);

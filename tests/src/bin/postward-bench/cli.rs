@@ -125,9 +125,7 @@ pub fn parse(args: Vec<String>) -> Result<Command, String> {
         "policy" => Command::Policy(policy(&mut opts)?),
         "auth" => Command::Auth(auth(&mut opts)?),
         other => {
-            return Err(format!(
-                "unknown subcommand {other:?} (expected serve-trivial, policy or auth)"
-            ));
+            return Err(format!("unknown subcommand {other:?} (expected serve-trivial, policy or auth)"));
         }
     };
     opts.finish(sub)?;
@@ -154,8 +152,7 @@ fn policy(opts: &mut Opts) -> Result<PolicyArgs, String> {
     let run = run_args(opts, shown)?;
     let workload = opts.take("--workload")?.unwrap_or_else(|| "trivial".into());
     let clients = |opts: &mut Opts| -> Result<Clients, String> {
-        opts.take("--clients")?
-            .map_or(Ok(Clients::default()), |c| Clients::parse(&c))
+        opts.take("--clients")?.map_or(Ok(Clients::default()), |c| Clients::parse(&c))
     };
     let recipient_domain = |opts: &mut Opts| -> Result<String, String> {
         Ok(opts.take("--recipient-domain")?.unwrap_or_else(|| "example.net".into()))
@@ -181,13 +178,9 @@ fn policy(opts: &mut Opts) -> Result<PolicyArgs, String> {
             recipients_per_message: opts.value("--recipients-per-message", positive::<u32>)?.unwrap_or(1),
             recipient_domain: recipient_domain(opts)?,
         }),
-        "dnsbl" => PolicySpec::Dnsbl(DnsblSpec {
-            clients: clients(opts)?,
-        }),
+        "dnsbl" => PolicySpec::Dnsbl(DnsblSpec { clients: clients(opts)? }),
         other => {
-            return Err(format!(
-                "unknown workload {other:?} (expected trivial, greylist, spf or dnsbl)"
-            ));
+            return Err(format!("unknown workload {other:?} (expected trivial, greylist, spf or dnsbl)"));
         }
     };
     Ok(PolicyArgs { run, target, workload })
@@ -209,9 +202,7 @@ fn auth(opts: &mut Opts) -> Result<AuthArgs, String> {
         users: opts.value("--users", positive::<u64>)?.unwrap_or(defaults.users),
         user_format: format(opts, "--user-format")?.unwrap_or(defaults.user_format),
         password_format: format(opts, "--password-format")?.unwrap_or(defaults.password_format),
-        wrong_fraction: opts
-            .value("--wrong-fraction", fraction)?
-            .unwrap_or(defaults.wrong_fraction),
+        wrong_fraction: opts.value("--wrong-fraction", fraction)?.unwrap_or(defaults.wrong_fraction),
         mech: match opts.take("--mech")?.as_deref().map(str::to_ascii_lowercase).as_deref() {
             None | Some("plain") => Mech::Plain,
             Some("login") => Mech::Login,
@@ -222,10 +213,7 @@ fn auth(opts: &mut Opts) -> Result<AuthArgs, String> {
 }
 
 fn run_args(opts: &mut Opts, target: String) -> Result<RunArgs, String> {
-    let stop = match (
-        opts.value("--requests", positive::<u64>)?,
-        opts.value("--duration", duration)?,
-    ) {
+    let stop = match (opts.value("--requests", positive::<u64>)?, opts.value("--duration", duration)?) {
         (Some(_), Some(_)) => return Err("give --requests or --duration, not both".into()),
         (Some(n), None) => Stop::Requests(n),
         (None, Some(d)) => Stop::Duration(d),
@@ -247,13 +235,9 @@ fn run_args(opts: &mut Opts, target: String) -> Result<RunArgs, String> {
         target,
         connections,
         stop,
-        warmup: opts
-            .value("--warmup", shared::duration::parse)?
-            .unwrap_or(Duration::ZERO),
+        warmup: opts.value("--warmup", shared::duration::parse)?.unwrap_or(Duration::ZERO),
         timeout: opts.value("--timeout", duration)?.unwrap_or(Duration::from_secs(10)),
-        seed: opts
-            .value("--seed", |s| s.parse::<u64>().map_err(|_| "a number".to_owned()))?
-            .unwrap_or(1),
+        seed: opts.value("--seed", |s| s.parse::<u64>().map_err(|_| "a number".to_owned()))?.unwrap_or(1),
         pid: opts.value("--pid", positive::<u32>)?,
         json: opts.flag("--json"),
         json_out: opts.take("--json-out")?.map(PathBuf::from),
@@ -271,9 +255,9 @@ fn parse_local_addr(text: &str, option: &str) -> Result<ListenAddr, String> {
         {
             Ok(addr)
         }
-        ListenAddr::Inet { .. } => Err(format!(
-            "{option} {text:?}: only unix: and loopback inet: addresses (127.0.0.0/8, ::1, localhost)"
-        )),
+        ListenAddr::Inet { .. } => {
+            Err(format!("{option} {text:?}: only unix: and loopback inet: addresses (127.0.0.0/8, ::1, localhost)"))
+        }
         ListenAddr::Systemd => Err(format!("{option}: systemd is not an address to connect to")),
     }
 }
@@ -300,17 +284,8 @@ fn duration(s: &str) -> Result<Duration, String> {
 }
 
 fn domains(s: &str) -> Result<Vec<String>, String> {
-    let list: Vec<String> = s
-        .split(',')
-        .map(str::trim)
-        .filter(|d| !d.is_empty())
-        .map(str::to_owned)
-        .collect();
-    if list.is_empty()
-        || list
-            .iter()
-            .any(|d| d.contains(['@', ' ', '\t']) || d.chars().any(char::is_control))
-    {
+    let list: Vec<String> = s.split(',').map(str::trim).filter(|d| !d.is_empty()).map(str::to_owned).collect();
+    if list.is_empty() || list.iter().any(|d| d.contains(['@', ' ', '\t']) || d.chars().any(char::is_control)) {
         return Err("a comma-separated list of domain names".into());
     }
     Ok(list)
@@ -339,9 +314,7 @@ fn lex(args: &[String]) -> Result<Opts, String> {
             }
             out.push((name, None));
         } else {
-            let value = inline
-                .or_else(|| it.next().cloned())
-                .ok_or_else(|| format!("{name} needs a value"))?;
+            let value = inline.or_else(|| it.next().cloned()).ok_or_else(|| format!("{name} needs a value"))?;
             out.push((name, Some(value)));
         }
     }
@@ -359,18 +332,14 @@ impl Opts {
     }
 
     fn take_all(&mut self, name: &str) -> Vec<String> {
-        let (hits, rest) = std::mem::take(&mut self.0)
-            .into_iter()
-            .partition::<Vec<_>, _>(|(n, _)| n == name);
+        let (hits, rest) = std::mem::take(&mut self.0).into_iter().partition::<Vec<_>, _>(|(n, _)| n == name);
         self.0 = rest;
         hits.into_iter().filter_map(|(_, v)| v).collect()
     }
 
     /// Takes and parses `name`; the error names the option and what it needs.
     fn value<T>(&mut self, name: &str, parse: impl Fn(&str) -> Result<T, String>) -> Result<Option<T>, String> {
-        self.take(name)?
-            .map(|v| parse(&v).map_err(|need| format!("{name} {v:?}: expected {need}")))
-            .transpose()
+        self.take(name)?.map(|v| parse(&v).map_err(|need| format!("{name} {v:?}: expected {need}"))).transpose()
     }
 
     fn flag(&mut self, name: &str) -> bool {
@@ -404,16 +373,11 @@ mod tests {
             panic!()
         };
         assert_eq!(p.target, Target::Socket("unix:/tmp/s".into()));
-        assert_eq!(
-            (p.run.connections, p.run.stop, p.run.json),
-            (10, Stop::Requests(200), true)
-        );
+        assert_eq!((p.run.connections, p.run.stop, p.run.json), (10, Stop::Requests(200), true));
         assert!(matches!(p.workload, PolicySpec::Trivial));
 
         let line = "policy --target=inet:127.0.0.1:10023 --workload greylist --new-fraction 0.3 --pool 50 --clients 127.16.0.0/16 --duration 5s --warmup 2s --seed 7";
-        let Command::Policy(p) = parse_line(line).unwrap() else {
-            panic!()
-        };
+        let Command::Policy(p) = parse_line(line).unwrap() else { panic!() };
         let PolicySpec::Greylist(g) = p.workload else { panic!() };
         assert_eq!((g.new_fraction, g.pool, g.sender_domains.len()), (0.3, 50, 16));
         assert_eq!(
@@ -432,13 +396,8 @@ mod tests {
             "--recipients-per-message",
             "3",
         ];
-        let Command::Policy(p) = parse(spawn.iter().map(|s| s.to_string()).collect()).unwrap() else {
-            panic!()
-        };
-        assert_eq!(
-            p.target,
-            Target::Spawn(vec!["/usr/bin/policyd-spf".into(), "/etc/x.conf".into()])
-        );
+        let Command::Policy(p) = parse(spawn.iter().map(|s| s.to_string()).collect()).unwrap() else { panic!() };
+        assert_eq!(p.target, Target::Spawn(vec!["/usr/bin/policyd-spf".into(), "/etc/x.conf".into()]));
         let PolicySpec::Spf(s) = p.workload else { panic!() };
         assert_eq!((s.sender_domains.len(), s.recipients_per_message), (2, 3));
     }
@@ -450,10 +409,7 @@ mod tests {
         else {
             panic!()
         };
-        assert_eq!(
-            (a.spec.users, a.spec.wrong_fraction, a.spec.mech),
-            (50, 0.0, Mech::Login)
-        );
+        assert_eq!((a.spec.users, a.spec.wrong_fraction, a.spec.mech), (50, 0.0, Mech::Login));
         assert_eq!(a.spec.user_format, "user{}");
     }
 
@@ -466,27 +422,12 @@ mod tests {
             ("policy --target inet:192.0.2.1:25", "only unix: and loopback"),
             ("policy --target unix:/s --spawn cat", "not both"),
             ("policy --target unix:/s --requests 5 --duration 5s", "not both"),
-            (
-                "policy --target unix:/s --requests 0",
-                "--requests \"0\": expected a whole number above 0",
-            ),
+            ("policy --target unix:/s --requests 0", "--requests \"0\": expected a whole number above 0"),
             ("policy --target unix:/s --workload spf", "needs --sender-domains"),
-            (
-                "policy --target unix:/s --pool 5",
-                "--pool is not an option of \"policy\"",
-            ),
-            (
-                "policy --target unix:/s --workload dnsbl --helo x",
-                "--helo is not an option",
-            ),
-            (
-                "policy --target unix:/s --workload greylist --new-fraction 1.5",
-                "expected a number from 0 to 1",
-            ),
-            (
-                "policy --target unix:/s --clients 10.0.0.0/33 --workload dnsbl",
-                "invalid client range",
-            ),
+            ("policy --target unix:/s --pool 5", "--pool is not an option of \"policy\""),
+            ("policy --target unix:/s --workload dnsbl --helo x", "--helo is not an option"),
+            ("policy --target unix:/s --workload greylist --new-fraction 1.5", "expected a number from 0 to 1"),
+            ("policy --target unix:/s --clients 10.0.0.0/33 --workload dnsbl", "invalid client range"),
             ("policy --target unix:/s --bogus 1", "--bogus is not an option"),
             ("policy --target unix:/s --seed 1 --seed 2", "--seed given 2 times"),
             ("policy --target unix:/s --json=yes", "--json takes no value"),

@@ -51,9 +51,8 @@ impl Driver for PolicyDriver {
     async fn connect(&mut self) -> Result<PolicyConn, Failure> {
         match &*self.target {
             Target::Socket(addr) => {
-                let client = PolicyClient::connect(addr)
-                    .await
-                    .map_err(|e| Failure::new("connect", format!("{addr}: {e}")))?;
+                let client =
+                    PolicyClient::connect(addr).await.map_err(|e| Failure::new("connect", format!("{addr}: {e}")))?;
                 Ok(PolicyConn { client, child: None })
             }
             Target::Spawn(argv) => spawn(argv),
@@ -64,10 +63,7 @@ impl Driver for PolicyDriver {
         let (req, tag) = self.workload.next();
         let attrs = req.attrs();
         let action = conn.client.request(&attrs).await.map_err(policy_failure)?;
-        Ok(Answer {
-            label: action_label(&action),
-            tag,
-        })
+        Ok(Answer { label: action_label(&action), tag })
     }
 
     async fn close(&mut self, conn: PolicyConn) {
@@ -80,18 +76,13 @@ impl Driver for PolicyDriver {
     }
 
     fn memory(&self, conn: &PolicyConn) -> Option<ProcMemory> {
-        conn.child
-            .as_ref()
-            .and_then(Child::id)
-            .and_then(|pid| ProcMemory::read(pid).ok())
+        conn.child.as_ref().and_then(Child::id).and_then(|pid| ProcMemory::read(pid).ok())
     }
 }
 
 /// Starts one policy child with its stdin and stdout as the policy stream (spawn(8)).
 fn spawn(argv: &[String]) -> Result<PolicyConn, Failure> {
-    let (program, args) = argv
-        .split_first()
-        .ok_or_else(|| Failure::new("spawn", "empty command"))?;
+    let (program, args) = argv.split_first().ok_or_else(|| Failure::new("spawn", "empty command"))?;
     let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::piped())
@@ -104,10 +95,7 @@ fn spawn(argv: &[String]) -> Result<PolicyConn, Failure> {
         return Err(Failure::new("spawn", format!("{program}: no stdin/stdout pipe")));
     };
     let client = PolicyClient::new(Box::new(tokio::io::join(stdout, stdin)));
-    Ok(PolicyConn {
-        client,
-        child: Some(child),
-    })
+    Ok(PolicyConn { client, child: Some(child) })
 }
 
 /// The answer class of a policy action: its first word, upper-cased (`DUNNO`,
@@ -139,15 +127,8 @@ pub struct AuthDriver {
 
 impl AuthDriver {
     pub fn new(target: Arc<str>, workload: AuthWorkload, mech: Mech, index: usize) -> AuthDriver {
-        let cpid = std::process::id()
-            .wrapping_add(u32::try_from(index).unwrap_or(0))
-            .max(1);
-        AuthDriver {
-            target,
-            workload,
-            mech,
-            cpid,
-        }
+        let cpid = std::process::id().wrapping_add(u32::try_from(index).unwrap_or(0)).max(1);
+        AuthDriver { target, workload, mech, cpid }
     }
 }
 
@@ -158,18 +139,11 @@ impl Driver for AuthDriver {
         let mut client = AuthClient::connect(&self.target)
             .await
             .map_err(|e| Failure::new("connect", format!("{}: {e}", self.target)))?;
-        let handshake = client
-            .handshake(self.cpid)
-            .await
-            .map_err(|e| Failure::new("handshake", e))?;
+        let handshake = client.handshake(self.cpid).await.map_err(|e| Failure::new("handshake", e))?;
         if !handshake.offers(self.mech) {
             return Err(Failure::new(
                 "handshake",
-                format!(
-                    "server does not offer {} (offers {})",
-                    self.mech.name(),
-                    handshake.mechs.join(" ")
-                ),
+                format!("server does not offer {} (offers {})", self.mech.name(), handshake.mechs.join(" ")),
             ));
         }
         Ok(client)
@@ -178,10 +152,7 @@ impl Driver for AuthDriver {
     async fn request(&mut self, conn: &mut AuthClient) -> Result<Answer, Failure> {
         let creds = self.workload.next();
         conn.set_rip(&creds.rip);
-        let outcome = conn
-            .authenticate(self.mech, &creds.user, &creds.password)
-            .await
-            .map_err(auth_failure)?;
+        let outcome = conn.authenticate(self.mech, &creds.user, &creds.password).await.map_err(auth_failure)?;
         let label = match (&outcome, creds.right) {
             (AuthOutcome::Ok { .. }, true) => "OK",
             (AuthOutcome::Fail { .. }, false) => "FAIL",
@@ -189,10 +160,7 @@ impl Driver for AuthDriver {
             (AuthOutcome::Ok { .. }, false) => "OK (wrong password)",
             (AuthOutcome::Fail { .. }, true) => "FAIL (right password)",
         };
-        Ok(Answer {
-            label: label.to_owned(),
-            tag: if creds.right { "right" } else { "wrong" },
-        })
+        Ok(Answer { label: label.to_owned(), tag: if creds.right { "right" } else { "wrong" } })
     }
 
     async fn close(&mut self, conn: AuthClient) {

@@ -54,39 +54,23 @@ fn main() -> ExitCode {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")
 }
 
 /// Binds, then serves the floor until SIGTERM/SIGINT. Warnings go to stderr.
 fn serve_trivial(listen: &ListenAddr) -> anyhow::Result<()> {
-    let log = shared::logging::LogConfig {
-        level: shared::logging::LogLevel::Warn,
-        ..Default::default()
-    };
+    let log = shared::logging::LogConfig { level: shared::logging::LogLevel::Warn, ..Default::default() };
     shared::logging::init("postward-bench", &log).map_err(anyhow::Error::msg)?;
-    let perms = SocketPermissions {
-        mode: 0o660,
-        ..Default::default()
-    };
+    let perms = SocketPermissions { mode: 0o660, ..Default::default() };
     let listeners = shared::listen::bind_all(std::slice::from_ref(listen), &perms)?;
-    runtime()?
-        .block_on(trivial::serve_until_signal(listeners))
-        .context("serve-trivial failed")
+    runtime()?.block_on(trivial::serve_until_signal(listeners)).context("serve-trivial failed")
 }
 
 async fn policy(args: PolicyArgs) -> anyhow::Result<()> {
     let PolicyArgs { run, target, workload } = args;
     let target = Arc::new(target);
     let drivers = (0..run.connections)
-        .map(|i| {
-            PolicyDriver::new(
-                target.clone(),
-                PolicyWorkload::new(&workload, run.seed, i, run.connections),
-            )
-        })
+        .map(|i| PolicyDriver::new(target.clone(), PolicyWorkload::new(&workload, run.seed, i, run.connections)))
         .collect();
     bench("policy", workload.name(), &run, drivers).await
 }
@@ -110,14 +94,8 @@ async fn bench<D: Driver>(command: &'static str, workload: &str, run: &RunArgs, 
         .map(|(label, file)| Report::load(file).map(|r| (label, file, r)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(anyhow::Error::msg)?;
-    let plan = Plan {
-        stop: run.stop,
-        warmup: run.warmup,
-        timeout: run.timeout,
-    };
-    let outcome = runner::run(drivers, plan)
-        .await
-        .map_err(|f| anyhow::anyhow!("cannot start the run: {f}"))?;
+    let plan = Plan { stop: run.stop, warmup: run.warmup, timeout: run.timeout };
+    let outcome = runner::run(drivers, plan).await.map_err(|f| anyhow::anyhow!("cannot start the run: {f}"))?;
     let meta = Meta {
         command,
         workload: workload.to_owned(),

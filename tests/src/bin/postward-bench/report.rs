@@ -44,10 +44,7 @@ pub struct ProcMemory {
 impl std::ops::Add for ProcMemory {
     type Output = ProcMemory;
     fn add(self, o: ProcMemory) -> ProcMemory {
-        ProcMemory {
-            vm_rss_kb: self.vm_rss_kb + o.vm_rss_kb,
-            vm_hwm_kb: self.vm_hwm_kb + o.vm_hwm_kb,
-        }
+        ProcMemory { vm_rss_kb: self.vm_rss_kb + o.vm_rss_kb, vm_hwm_kb: self.vm_hwm_kb + o.vm_hwm_kb }
     }
 }
 
@@ -68,10 +65,7 @@ impl ProcMemory {
                 .find_map(|l| l.strip_prefix(name))
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         };
-        Some(ProcMemory {
-            vm_rss_kb: field("VmRSS:")?,
-            vm_hwm_kb: field("VmHWM:")?,
-        })
+        Some(ProcMemory { vm_rss_kb: field("VmRSS:")?, vm_hwm_kb: field("VmHWM:")? })
     }
 }
 
@@ -206,11 +200,7 @@ impl Report {
             self.errors,
             self.answered,
             self.duration_s,
-            if self.warmup_s > 0.0 {
-                format!(" after {:.1} s warm-up", self.warmup_s)
-            } else {
-                String::new()
-            }
+            if self.warmup_s > 0.0 { format!(" after {:.1} s warm-up", self.warmup_s) } else { String::new() }
         );
         let l = &self.latency_ms;
         let _ = writeln!(
@@ -223,10 +213,7 @@ impl Report {
             let _ = writeln!(s, "mix        {}", shares(&self.mix, self.mix.values().sum()));
         }
         for (kind, n) in &self.errors_by_kind {
-            let first = self
-                .first_errors
-                .get(kind)
-                .map_or(String::new(), |m| format!(" (first: {m})"));
+            let first = self.first_errors.get(kind).map_or(String::new(), |m| format!(" (first: {m})"));
             let _ = writeln!(s, "errors     {kind} {n}{first}");
         }
         if let Some(m) = &self.memory {
@@ -237,11 +224,7 @@ impl Report {
             );
         }
         if let Some(m) = &self.children_memory {
-            let _ = writeln!(
-                s,
-                "children   VmRSS {} kB, VmHWM {} kB (summed)",
-                m.vm_rss_kb, m.vm_hwm_kb
-            );
+            let _ = writeln!(s, "children   VmRSS {} kB, VmHWM {} kB (summed)", m.vm_rss_kb, m.vm_hwm_kb);
         }
         let times = |r: Option<f64>| r.map_or("n/a".to_owned(), |r| format!("{r:.3}x"));
         for r in &self.baselines {
@@ -268,16 +251,9 @@ fn shares(counts: &BTreeMap<String, u64>, total: u64) -> String {
     let mut v: Vec<_> = counts.iter().collect();
     v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
     let pct = |n: u64| {
-        if total > 0 {
-            100.0 * n as f64 / total as f64
-        } else {
-            0.0
-        }
+        if total > 0 { 100.0 * n as f64 / total as f64 } else { 0.0 }
     };
-    v.iter()
-        .map(|(k, n)| format!("{k} {n} ({:.1}%)", pct(**n)))
-        .collect::<Vec<_>>()
-        .join(", ")
+    v.iter().map(|(k, n)| format!("{k} {n} ({:.1}%)", pct(**n))).collect::<Vec<_>>().join(", ")
 }
 
 /// Percentiles of sorted microsecond latencies, in milliseconds.
@@ -290,11 +266,7 @@ fn latency(sorted_us: &[u32]) -> Latency {
         p99: ms(percentile(sorted_us, 99.0)),
         p99_9: ms(percentile(sorted_us, 99.9)),
         max: ms(sorted_us.last().copied().unwrap_or(0)),
-        mean: if sorted_us.is_empty() {
-            0.0
-        } else {
-            sum as f64 / sorted_us.len() as f64 / 1000.0
-        },
+        mean: if sorted_us.is_empty() { 0.0 } else { sum as f64 / sorted_us.len() as f64 / 1000.0 },
     }
 }
 
@@ -343,13 +315,7 @@ mod tests {
     #[test]
     fn proc_status() {
         let status = "Name:\tx\nVmHWM:\t    6000 kB\nVmRSS:\t    5120 kB\nThreads:\t2\n";
-        assert_eq!(
-            ProcMemory::parse(status),
-            Some(ProcMemory {
-                vm_rss_kb: 5120,
-                vm_hwm_kb: 6000
-            })
-        );
+        assert_eq!(ProcMemory::parse(status), Some(ProcMemory { vm_rss_kb: 5120, vm_hwm_kb: 6000 }));
         assert_eq!(ProcMemory::parse("Name:\tkthreadd\n"), None);
         let me = ProcMemory::read(std::process::id()).unwrap();
         assert!(me.vm_rss_kb > 0 && me.vm_hwm_kb >= me.vm_rss_kb);
@@ -368,13 +334,7 @@ mod tests {
         let mut tally = crate::runner::Tally::default();
         tally.latencies_us = vec![300, 100, 200, 400];
         tally.answers.insert("DUNNO".into(), 4);
-        let mut r = Report::new(
-            meta,
-            Outcome {
-                tally,
-                elapsed: Duration::from_secs(2),
-            },
-        );
+        let mut r = Report::new(meta, Outcome { tally, elapsed: Duration::from_secs(2) });
         assert_eq!((r.answered, r.requests_per_s, r.latency_ms.p50), (4, 2.0, 0.2));
         let base = r.clone();
         r.requests_per_s = 1.0;

@@ -49,10 +49,7 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(kind: &'static str, message: impl ToString) -> Failure {
-        Failure {
-            kind,
-            message: message.to_string(),
-        }
+        Failure { kind, message: message.to_string() }
     }
 }
 
@@ -105,8 +102,7 @@ pub struct Tally {
 
 impl Tally {
     fn answer(&mut self, latency: Duration, answer: Answer) {
-        self.latencies_us
-            .push(u32::try_from(latency.as_micros()).unwrap_or(u32::MAX));
+        self.latencies_us.push(u32::try_from(latency.as_micros()).unwrap_or(u32::MAX));
         match self.answers.get_mut(answer.label.as_str()) {
             Some(n) => *n += 1,
             None => {
@@ -189,9 +185,7 @@ pub async fn run<D: Driver>(mut drivers: Vec<D>, plan: Plan) -> Result<Outcome, 
             Err(e) => total.error(Failure::new("panic", e)),
         }
     }
-    let elapsed = total
-        .last_done
-        .map_or(Duration::ZERO, |t| t.saturating_duration_since(measure_start));
+    let elapsed = total.last_done.map_or(Duration::ZERO, |t| t.saturating_duration_since(measure_start));
     Ok(Outcome { tally: total, elapsed })
 }
 
@@ -275,10 +269,7 @@ async fn drive<D: Driver>(mut driver: D, mut conn: Option<D::Conn>, plan: Plan, 
 async fn bounded<T>(limit: Duration, fut: impl Future<Output = Result<T, Failure>>) -> Result<T, Failure> {
     match tokio::time::timeout(limit, fut).await {
         Ok(r) => r,
-        Err(_) => Err(Failure::new(
-            "timeout",
-            format!("no answer within {}", shared::duration::render(limit)),
-        )),
+        Err(_) => Err(Failure::new("timeout", format!("no answer within {}", shared::duration::render(limit)))),
     }
 }
 
@@ -304,10 +295,7 @@ mod tests {
             if self.fail_every > 0 && self.n.is_multiple_of(self.fail_every) {
                 return Err(Failure::new("closed", "connection closed by server"));
             }
-            Ok(Answer {
-                label: "DUNNO".into(),
-                tag: if self.n.is_multiple_of(2) { "even" } else { "" },
-            })
+            Ok(Answer { label: "DUNNO".into(), tag: if self.n.is_multiple_of(2) { "even" } else { "" } })
         }
         async fn close(&mut self, _: ()) {}
     }
@@ -315,18 +303,8 @@ mod tests {
     #[tokio::test]
     async fn counts_errors_and_reconnects() {
         let connects = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
-        let drivers = (0..3)
-            .map(|_| Fake {
-                n: 0,
-                fail_every: 10,
-                connects: connects.clone(),
-            })
-            .collect();
-        let plan = Plan {
-            stop: Stop::Requests(100),
-            warmup: Duration::ZERO,
-            timeout: Duration::from_secs(5),
-        };
+        let drivers = (0..3).map(|_| Fake { n: 0, fail_every: 10, connects: connects.clone() }).collect();
+        let plan = Plan { stop: Stop::Requests(100), warmup: Duration::ZERO, timeout: Duration::from_secs(5) };
         let out = run(drivers, plan).await.unwrap();
         assert_eq!(out.tally.answered(), 270);
         assert_eq!(out.tally.errors.get("closed"), Some(&30));
@@ -340,11 +318,7 @@ mod tests {
     #[tokio::test]
     async fn duration_mode_ends_and_warmup_is_not_counted() {
         let connects = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
-        let drivers = vec![Fake {
-            n: 0,
-            fail_every: 0,
-            connects,
-        }];
+        let drivers = vec![Fake { n: 0, fail_every: 0, connects }];
         let plan = Plan {
             stop: Stop::Duration(Duration::from_millis(100)),
             warmup: Duration::from_millis(50),
@@ -353,11 +327,7 @@ mod tests {
         let started = Instant::now();
         let out = run(drivers, plan).await.unwrap();
         assert!(started.elapsed() < Duration::from_secs(2));
-        assert!(
-            out.elapsed >= Duration::from_millis(100) && out.elapsed < Duration::from_secs(1),
-            "{:?}",
-            out.elapsed
-        );
+        assert!(out.elapsed >= Duration::from_millis(100) && out.elapsed < Duration::from_secs(1), "{:?}", out.elapsed);
         assert!(out.tally.answered() > 0);
     }
 }

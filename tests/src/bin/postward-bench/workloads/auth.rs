@@ -53,11 +53,7 @@ pub struct AuthWorkload {
 impl AuthWorkload {
     pub fn new(spec: &AuthSpec, seed: u64, index: usize) -> AuthWorkload {
         let rng = Rng::new(seed, u64::try_from(index).unwrap_or(u64::MAX));
-        AuthWorkload {
-            spec: spec.clone(),
-            rng,
-            creds: Credentials::default(),
-        }
+        AuthWorkload { spec: spec.clone(), rng, creds: Credentials::default() }
     }
 
     pub fn next(&mut self) -> &Credentials {
@@ -81,11 +77,7 @@ mod tests {
 
     #[test]
     fn users_passwords_and_wrong_share() {
-        let spec = AuthSpec {
-            users: 50,
-            wrong_fraction: 0.1,
-            ..AuthSpec::default()
-        };
+        let spec = AuthSpec { users: 50, wrong_fraction: 0.1, ..AuthSpec::default() };
         let mut w = AuthWorkload::new(&spec, 1, 0);
         let mut wrong = 0;
         for _ in 0..20_000 {

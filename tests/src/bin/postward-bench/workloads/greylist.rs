@@ -51,12 +51,7 @@ pub(super) struct Greylist {
 impl Greylist {
     pub(super) fn new(spec: GreylistSpec, connections: usize) -> Greylist {
         let capacity = spec.pool.div_ceil(connections.max(1)).max(1);
-        Greylist {
-            spec,
-            pool: Vec::new(),
-            capacity,
-            next_slot: 0,
-        }
+        Greylist { spec, pool: Vec::new(), capacity, next_slot: 0 }
     }
 
     /// Writes the next request; while the pool is still empty every request is new.
@@ -116,11 +111,7 @@ mod tests {
     #[test]
     fn new_fraction_honoured_and_repeats_really_repeat() {
         for fraction in [0.0, 0.2, 0.5, 1.0] {
-            let spec = GreylistSpec {
-                new_fraction: fraction,
-                pool: 400,
-                ..GreylistSpec::default()
-            };
+            let spec = GreylistSpec { new_fraction: fraction, pool: 400, ..GreylistSpec::default() };
             let mut w = PolicyWorkload::new(&PolicySpec::Greylist(spec.clone()), 42, 0, 4);
             let mut seen = HashSet::new();
             let mut new = 0usize;
@@ -150,11 +141,7 @@ mod tests {
     #[test]
     fn repeats_come_from_recent_pool() {
         // Pool of 8 over 2 connections: 4 per connection.
-        let spec = GreylistSpec {
-            new_fraction: 0.5,
-            pool: 8,
-            ..GreylistSpec::default()
-        };
+        let spec = GreylistSpec { new_fraction: 0.5, pool: 8, ..GreylistSpec::default() };
         let mut w = PolicyWorkload::new(&PolicySpec::Greylist(spec), 1, 0, 2);
         let mut recent: Vec<(String, String, String)> = Vec::new();
         for _ in 0..5_000 {

@@ -81,22 +81,14 @@ impl Clients {
         match net {
             IpNet::V4(n) => {
                 let host_bits = 32 - u32::from(n.prefix_len());
-                let offset = if host_bits == 0 {
-                    0
-                } else {
-                    rng.next_u64() & ((1u64 << host_bits) - 1)
-                };
+                let offset = if host_bits == 0 { 0 } else { rng.next_u64() & ((1u64 << host_bits) - 1) };
                 let offset = u32::try_from(offset).unwrap_or(0);
                 IpAddr::V4(Ipv4Addr::from(u32::from(n.network()) | offset))
             }
             IpNet::V6(n) => {
                 let host_bits = 128 - u32::from(n.prefix_len());
                 let random = (u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64());
-                let offset = if host_bits == 0 {
-                    0
-                } else {
-                    random & (u128::MAX >> (128 - host_bits))
-                };
+                let offset = if host_bits == 0 { 0 } else { random & (u128::MAX >> (128 - host_bits)) };
                 IpAddr::V6(Ipv6Addr::from(u128::from(n.network()) | offset))
             }
         }
@@ -179,13 +171,7 @@ impl Ctx {
     fn new_message(&mut self, req: &mut RcptRequest) {
         self.seq += 1;
         req.instance.clear();
-        let _ = write!(
-            req.instance,
-            "{:x}.{:x}.{:x}.0",
-            self.stream,
-            self.seq,
-            self.rng.below(1 << 32)
-        );
+        let _ = write!(req.instance, "{:x}.{:x}.{:x}.0", self.stream, self.seq, self.rng.below(1 << 32));
         req.client_port.clear();
         let _ = write!(req.client_port, "{}", 1024 + self.rng.below(64_512));
     }
@@ -216,11 +202,7 @@ impl PolicyWorkload {
     /// The generator of connection `index` out of `connections`.
     pub fn new(spec: &PolicySpec, seed: u64, index: usize, connections: usize) -> PolicyWorkload {
         let stream = u64::try_from(index).unwrap_or(u64::MAX);
-        let ctx = Ctx {
-            rng: Rng::new(seed, stream),
-            stream,
-            seq: 0,
-        };
+        let ctx = Ctx { rng: Rng::new(seed, stream), stream, seq: 0 };
         let kind = match spec {
             PolicySpec::Trivial => Kind::Trivial,
             PolicySpec::Greylist(s) => Kind::Greylist(greylist::Greylist::new(s.clone(), connections)),
@@ -278,9 +260,7 @@ mod tests {
         }
         let both = Clients::parse("127.0.0.2,192.0.2.0/24").unwrap();
         let mut rng = Rng::new(1, 0);
-        let listed = (0..10_000)
-            .filter(|_| both.pick(&mut rng) == IpAddr::from([127, 0, 0, 2]))
-            .count();
+        let listed = (0..10_000).filter(|_| both.pick(&mut rng) == IpAddr::from([127, 0, 0, 2])).count();
         assert!((4_500..5_500).contains(&listed), "{listed}");
         for bad in ["", ",", "300.1.1.1/8", "192.0.2.0/33", "example.org"] {
             assert!(Clients::parse(bad).is_err(), "{bad:?} must be refused");
@@ -289,14 +269,7 @@ mod tests {
 
     #[test]
     fn requests_have_postfix_shape_and_fresh_instances() {
-        let mut w = PolicyWorkload::new(
-            &PolicySpec::Dnsbl(DnsblSpec {
-                clients: Clients::default(),
-            }),
-            1,
-            0,
-            1,
-        );
+        let mut w = PolicyWorkload::new(&PolicySpec::Dnsbl(DnsblSpec { clients: Clients::default() }), 1, 0, 1);
         let (req, _) = w.next();
         let attrs = req.attrs();
         assert_eq!(attrs[0], ("request", "smtpd_access_policy"));

@@ -54,12 +54,7 @@ impl Spf {
         };
         self.left -= 1;
         req.recipient.clear();
-        let _ = write!(
-            req.recipient,
-            "rcpt{}@{}",
-            ctx.rng.below(1000),
-            self.spec.recipient_domain
-        );
+        let _ = write!(req.recipient, "rcpt{}@{}", ctx.rng.below(1000), self.spec.recipient_domain);
         tag
     }
 }

@@ -1,0 +1,123 @@
+//! `postward-greyd stats | dump | check`: the administrator's view of the greylist, like
+//! postgreyreport and sqlgrey-logstats, without a running daemon.
+//!
+//! - `stats [--json]`: counts, pass/defer shares, and the clients and senders that never retried
+//!   (likely spam sources, or legitimate senders that need a whitelist entry).
+//! - `dump`: every greylist row as one JSON object per line.
+//! - `check QUERY`: which whitelist entry, if any, matches an address, hostname, `name[addr]`
+//!   or email address.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use shared::daemon::Daemon;
+
+use crate::config::Config;
+use crate::service::Service;
+use crate::store::{Store, StoreOptions};
+use crate::whitelist::Whitelists;
+
+/// The subcommands, or `None` when `args` does not start with one.
+pub fn dispatch(args: &[String]) -> Option<ExitCode> {
+    let (cmd, rest) = args.split_first()?;
+    if !matches!(cmd.as_str(), "stats" | "dump" | "check") {
+        return None;
+    }
+    Some(match run(cmd, rest) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("{}: {cmd}: {e}", Service::NAME);
+            ExitCode::from(1)
+        }
+    })
+}
+
+struct Options {
+    config: Option<PathBuf>,
+    json: bool,
+    query: Option<String>,
+}
+
+fn parse(args: &[String]) -> Result<Options, String> {
+    let mut o = Options { config: None, json: false, query: None };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-c" | "--config" => o.config = Some(PathBuf::from(it.next().ok_or("--config needs a file path")?)),
+            "--json" => o.json = true,
+            s if s.starts_with('-') => return Err(format!("unknown option {s:?}")),
+            s if o.query.is_none() => o.query = Some(s.to_owned()),
+            s => return Err(format!("unexpected argument {s:?}")),
+        }
+    }
+    Ok(o)
+}
+
+fn run(cmd: &str, args: &[String]) -> Result<ExitCode, String> {
+    let o = parse(args)?;
+    let (config, _) = shared::daemon::load_config_from::<Config>(o.config.as_deref(), Service::DEFAULT_CONFIG)
+        .map_err(|e| format!("invalid configuration: {e}"))?;
+    if cmd == "check" {
+        let query = o.query.ok_or("usage: postward-greyd check ADDRESS|HOSTNAME|NAME[ADDR]|EMAIL")?;
+        return check(&config, &query);
+    }
+    if o.query.is_some() {
+        return Err(format!("{cmd} takes no argument"));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let options = StoreOptions { max_connections: 1, ..StoreOptions::default() };
+        let store = Store::open(&config.store.effective_url(), &options).await.map_err(|e| e.to_string())?;
+        let result = if cmd == "stats" { stats(&store, o.json).await } else { dump(&store).await };
+        store.close().await;
+        result
+    })
+}
+
+fn check(config: &Config, query: &str) -> Result<ExitCode, String> {
+    let wl = &config.whitelist;
+    let lists =
+        Whitelists::load(&wl.clients, &wl.recipients, &wl.senders, wl.builtin_clients).map_err(|e| e.to_string())?;
+    let matches = lists.check(query);
+    if matches.is_empty() {
+        println!("{query}: no whitelist entry matches");
+        return Ok(ExitCode::from(1));
+    }
+    for m in matches {
+        println!("{query}: {m}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn stats(store: &Store, json: bool) -> Result<ExitCode, String> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let s = store.stats(now).await.map_err(|e| e.to_string())?;
+    if json {
+        println!("{}", serde_json::to_string(&s).map_err(|e| e.to_string())?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let share = |n: i64| {
+        if s.triplets > 0 { 100.0 * n as f64 / s.triplets as f64 } else { 0.0 }
+    };
+    println!("store            {}", store.display_url());
+    println!("triplets         {}", s.triplets);
+    println!("  passed         {} ({:.1}%)", s.passed, share(s.passed));
+    println!("  waiting        {} ({:.1}%)", s.waiting, share(s.waiting));
+    println!("auto-whitelist   {} clients, {} sender domains", s.awl_clients, s.awl_domains);
+    println!("never retried, by client network (likely spam sources):");
+    for (net, n) in &s.unretried_clients {
+        println!("  {n:>8}  {net}");
+    }
+    println!("never retried, by sender:");
+    for (sender, n) in &s.unretried_senders {
+        println!("  {n:>8}  {sender}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn dump(store: &Store) -> Result<ExitCode, String> {
+    for row in store.dump().await.map_err(|e| e.to_string())? {
+        println!("{}", serde_json::to_string(&row).map_err(|e| e.to_string())?);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,81 @@
+//! Sender pools: big senders (Outlook, Gmail, SES, Mimecast…) retry from another address of
+//! their pool, which plain greylisting defers again and again. A retry of the same sender and
+//! recipient from a new address passes when the sender domain's SPF record authorizes both
+//! the new address and the one that made the first attempt.
+//!
+//! SPF is evaluated with viaspf over the shared resolver; results are cached per (sender
+//! domain, address) for `spf_cache_ttl`. The evaluation uses the real sender address of the
+//! current request (so `%{l}` macros see it) and the cache assumes records do not depend on
+//! the local part, which holds for every pool sender we know of.
+
+use std::net::IpAddr;
+use std::num::NonZeroUsize;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use lru::LruCache;
+use shared::dns::SpfLookup;
+use viaspf::{Config, Sender, SpfResult, evaluate_sender};
+
+/// Checks pool membership through SPF.
+pub struct SpfPool {
+    lookup: SpfLookup,
+    config: Config,
+    ttl: Duration,
+    /// Held for one get or put, never across an await.
+    cache: Mutex<LruCache<(String, IpAddr), (bool, Instant)>>,
+}
+
+impl SpfPool {
+    pub fn new(lookup: SpfLookup, timeout: Duration, cache_size: usize, ttl: Duration) -> SpfPool {
+        let config = Config::builder().timeout(timeout).build();
+        let size = NonZeroUsize::new(cache_size.max(1)).unwrap_or(NonZeroUsize::MIN);
+        SpfPool { lookup, config, ttl, cache: Mutex::new(LruCache::new(size)) }
+    }
+
+    /// True when `sender`'s SPF record gives `pass` for `ip`.
+    pub async fn authorizes(&self, sender: &str, ip: IpAddr) -> bool {
+        let Ok(parsed) = sender.parse::<Sender>() else {
+            return false;
+        };
+        let key = (crate::triplet::sender_domain(sender), ip);
+        if let Some((pass, at)) = self.cache_get(&key)
+            && at.elapsed() < self.ttl
+        {
+            return pass;
+        }
+        let result = evaluate_sender(&self.lookup, &self.config, ip, &parsed, None).await;
+        let pass = matches!(result.spf_result, SpfResult::Pass);
+        tracing::debug!("sender pool: SPF for {sender} from {ip}: {}", result.spf_result);
+        // Temporary errors are not cached: the next attempt asks again.
+        if !matches!(result.spf_result, SpfResult::Temperror) {
+            self.cache_put(key, pass);
+        }
+        pass
+    }
+
+    /// The first-seen time of the newest earlier attempt, among `candidates` (address,
+    /// first-seen), that is in the same SPF-authorized pool as `client`.
+    pub async fn partner(&self, sender: &str, client: IpAddr, candidates: &[(String, i64)]) -> Option<i64> {
+        if candidates.is_empty() || !self.authorizes(sender, client).await {
+            return None;
+        }
+        for (addr, first_seen) in candidates {
+            let Ok(ip) = addr.parse::<IpAddr>() else { continue };
+            if self.authorizes(sender, ip).await {
+                return Some(*first_seen);
+            }
+        }
+        None
+    }
+
+    fn cache_get(&self, key: &(String, IpAddr)) -> Option<(bool, Instant)> {
+        self.cache.lock().ok()?.get(key).copied()
+    }
+
+    fn cache_put(&self, key: (String, IpAddr), pass: bool) {
+        if let Ok(mut c) = self.cache.lock() {
+            c.put(key, (pass, Instant::now()));
+        }
+    }
+}

@@ -1,0 +1,392 @@
+//! One request's path through greyd, top to bottom:
+//! skip rules and whitelists (no database) → triplet → memory cache → store lookups →
+//! sender pool (only for a first attempt) → [`greylist::decide`] → store update → answer.
+//!
+//! Store trouble never reaches the client as an error: the request gets the configured
+//! `on_store_error` answer (DUNNO by default), one warning is logged per outage, and the
+//! next request simply tries the store again.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ipnet::IpNet;
+use shared::daemon::BuildError;
+use shared::policy::{Action, Decision, Header, PolicyRequest};
+use tokio::sync::OnceCell;
+
+use crate::cache::HotCache;
+use crate::config::{Config, render_reply, store_error_action};
+use crate::greylist::{self, Policy, RequestFacts, Skip, StoredFacts, Update, Verdict};
+use crate::pool::SpfPool;
+use crate::store::{Store, StoreError, StoreOptions, Triplet as Key};
+use crate::triplet::{NULL_SENDER, Normalizer, Triplet, sender_domain};
+use crate::whitelist::Whitelists;
+
+/// The running greylist service, rebuilt on every reload.
+pub struct Service {
+    config: Arc<Config>,
+    policy: Policy,
+    normalizer: Normalizer,
+    trusted: Vec<IpNet>,
+    whitelists: Whitelists,
+    store: Arc<LazyStore>,
+    cache: HotCache,
+    pool: Option<SpfPool>,
+    on_store_error: Action,
+    outage: Arc<Outage>,
+    hostname: String,
+    _purge: AbortOnDrop,
+}
+
+impl Service {
+    /// Builds the service: loads whitelists and the privacy key, opens the store (a store
+    /// that is down only delays its opening; a wrong URL or schema stops the start).
+    ///
+    /// # Errors
+    /// Unreadable whitelist or key files, an invalid store URL, a failed migration.
+    pub async fn build(config: Arc<Config>) -> Result<Service, BuildError> {
+        let g = &config.greylist;
+        let privacy_key = match &g.privacy_key_file {
+            Some(path) => Some(
+                tokio::fs::read(path)
+                    .await
+                    .map_err(|e| format!("cannot read privacy_key_file {}: {e}", path.display()))?,
+            ),
+            None => None,
+        };
+        let wl = config.whitelist.clone();
+        let whitelists = tokio::task::spawn_blocking(move || {
+            Whitelists::load(&wl.clients, &wl.recipients, &wl.senders, wl.builtin_clients)
+        })
+        .await??;
+        let options = StoreOptions {
+            max_connections: config.store.max_connections,
+            op_timeout: config.store.timeout.get(),
+            connect_timeout: config.store.timeout.get().max(Duration::from_secs(2)),
+        };
+        let store = Arc::new(LazyStore::new(config.store.effective_url(), options));
+        match store.open().await {
+            Ok(_) => {}
+            Err(e @ (StoreError::Unavailable(_) | StoreError::Timeout)) => {
+                tracing::warn!(
+                    "store unavailable at start: {e}; answering {} until it can be opened",
+                    g.on_store_error
+                );
+            }
+            Err(e) => return Err(format!("cannot open the store: {e}").into()),
+        }
+        let pool = if config.sender_pools.spf {
+            let resolver = config.dns.build()?;
+            let sp = &config.sender_pools;
+            Some(SpfPool::new(
+                shared::dns::SpfLookup(resolver),
+                sp.spf_timeout.get(),
+                sp.spf_cache_size,
+                sp.spf_cache_ttl.get(),
+            ))
+        } else {
+            None
+        };
+        let outage = Arc::new(Outage::default());
+        let policy = Policy {
+            delay: secs(g.delay.get()),
+            retry_window: secs(g.retry_window.get()),
+            max_age: secs(g.max_age.get()),
+            awl_client_passes: g.auto_whitelist_clients,
+        };
+        let purge = spawn_purge(store.clone(), outage.clone(), &config, policy.clone());
+        Ok(Service {
+            normalizer: Normalizer::new(g.ipv4_prefix, g.ipv6_prefix, privacy_key),
+            trusted: g.trusted_networks.clone(),
+            on_store_error: store_error_action(&g.on_store_error)?,
+            cache: HotCache::new(config.store.cache_size),
+            whitelists,
+            store,
+            pool,
+            outage,
+            hostname: crate::header::hostname(),
+            policy,
+            config,
+            _purge: purge,
+        })
+    }
+
+    /// Decides one request.
+    pub async fn decide(&self, req: &PolicyRequest) -> Decision {
+        let facts = self.request_facts(req);
+        if let Some(skip) = greylist::precheck(&facts) {
+            return skip_decision(skip);
+        }
+        let Some(client) = req.client_address else {
+            return skip_decision(Skip::NoClientAddress);
+        };
+        let triplet = self.normalizer.triplet(client, &req.sender, &req.recipient);
+        let now = unix_now();
+        match self.with_store(req, client, &triplet, now).await {
+            Ok(d) => {
+                self.outage.recovered();
+                d
+            }
+            Err(e) => {
+                self.outage.failed(&e, &format!("answering {} until it recovers", self.on_store_error));
+                Decision::new(self.on_store_error.clone(), "store-error").with("error", e)
+            }
+        }
+    }
+
+    fn request_facts(&self, req: &PolicyRequest) -> RequestFacts {
+        let client = req.client_address;
+        let whitelisted = client.and_then(|ip| {
+            if let Some(o) = self.whitelists.client(ip, &req.client_name) {
+                return Some(("whitelist-client", o.to_string()));
+            }
+            if let Some(o) = self.whitelists.recipient(&req.recipient) {
+                return Some(("whitelist-recipient", o.to_string()));
+            }
+            self.whitelists.sender(&req.sender).map(|o| ("whitelist-sender", o.to_string()))
+        });
+        RequestFacts {
+            protocol_state: Some(req.protocol_state.clone()),
+            authenticated: req.is_authenticated(),
+            has_client_address: client.is_some(),
+            trusted_network: client.is_some_and(|ip| self.trusted.iter().any(|n| n.contains(&ip))),
+            whitelisted,
+            suspicious: match (self.config.greylist.selective, client) {
+                (true, Some(ip)) => Some(crate::selective::suspicious(ip, &req.client_name, &req.helo_name)),
+                _ => None,
+            },
+        }
+    }
+
+    async fn with_store(
+        &self,
+        req: &PolicyRequest,
+        client: IpAddr,
+        t: &Triplet,
+        now: i64,
+    ) -> Result<Decision, StoreError> {
+        let store = self.store.get().await?;
+        let key = Key { client_net: &t.client_net, sender: &t.sender, recipient: &t.recipient };
+        if let Some(hit) = self.cache.passed(t, now) {
+            if hit.refresh_due {
+                store.record_pass(&key, now).await?;
+            }
+            return Ok(self.answer(req, Verdict::Known { delayed: hit.delayed }, t));
+        }
+        let client_key = client.to_string();
+        if self.cache.client_whitelisted(&client_key, now) {
+            return Ok(self.answer(req, Verdict::AwlClient, t));
+        }
+        let domain = sender_domain(&req.sender);
+        let mut facts = StoredFacts::default();
+        if self.policy.awl_client_passes > 0 {
+            facts.client_passes = store.client_passes(&client_key).await?;
+        }
+        if self.config.greylist.auto_whitelist_domains && !domain.is_empty() {
+            facts.domain_whitelisted =
+                store.domain_whitelisted(&domain, &t.client_net, now, self.policy.max_age).await?;
+        }
+        facts.entry = store.get(&key).await?;
+        if let Some(pool) = &self.pool
+            && t.sender != NULL_SENDER
+            && greylist::needs_pool(now, facts.entry.as_ref(), &self.policy)
+        {
+            let candidates = store
+                .pool_candidates(
+                    &t.sender,
+                    &t.recipient,
+                    &t.client_net,
+                    now - self.policy.delay,
+                    self.config.sender_pools.max_candidates,
+                )
+                .await?;
+            facts.pool_partner = pool.partner(&req.sender, client, &candidates).await;
+        }
+        let (mut verdict, update) = greylist::decide(now, &facts, &self.policy);
+        match update {
+            Update::None => {
+                if verdict == Verdict::AwlClient {
+                    self.cache.remember_client(&client_key, now);
+                }
+            }
+            Update::InsertFirst => {
+                // Another MX may have inserted the same triplet a moment earlier: decide again
+                // on the row that is stored now.
+                let stored = store.insert_first(&key, &client_key, now).await?;
+                if stored.first_seen != now {
+                    let (again, update) =
+                        greylist::decide(now, &StoredFacts { entry: Some(stored), ..facts.clone() }, &self.policy);
+                    verdict = again;
+                    self.apply_pass_or_retry(store, &key, update, &client_key, now).await?;
+                }
+            }
+            Update::Restart => store.restart(&key, &client_key, now).await?,
+            Update::RecordRetry | Update::RecordPass => {
+                self.apply_pass_or_retry(store, &key, update, &client_key, now).await?;
+            }
+            Update::InsertPassed => {
+                store.insert_first(&key, &client_key, now).await?;
+                store.record_pass(&key, now).await?;
+            }
+        }
+        if verdict.passes() && !matches!(verdict, Verdict::AwlClient | Verdict::AwlDomain) {
+            let delayed = match verdict {
+                Verdict::FirstPass { delayed } | Verdict::Known { delayed } | Verdict::PoolPass { delayed } => delayed,
+                _ => 0,
+            };
+            self.cache.remember_pass(t, delayed, now);
+            if self.policy.awl_client_passes > 0
+                && store.count_client_pass(&client_key, now, 3600).await? >= self.policy.awl_client_passes
+            {
+                self.cache.remember_client(&client_key, now);
+            }
+            if self.config.greylist.auto_whitelist_domains && !domain.is_empty() {
+                store.note_domain_pass(&domain, &t.client_net, &t.sender, now).await?;
+            }
+        }
+        Ok(self.answer(req, verdict, t))
+    }
+
+    async fn apply_pass_or_retry(
+        &self,
+        store: &Store,
+        key: &Key<'_>,
+        update: Update,
+        client: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        match update {
+            Update::RecordRetry => store.record_retry(key, client, now).await,
+            Update::RecordPass => store.record_pass(key, now).await,
+            _ => Ok(()),
+        }
+    }
+
+    fn answer(&self, req: &PolicyRequest, verdict: Verdict, t: &Triplet) -> Decision {
+        let domain = req.recipient.rsplit_once('@').map_or("", |(_, d)| d);
+        let action = match verdict {
+            Verdict::New => render_reply(&self.config.greylist.reply, self.policy.delay, domain),
+            Verdict::TooEarly { seconds_left } => render_reply(&self.config.greylist.reply, seconds_left, domain),
+            Verdict::FirstPass { delayed } | Verdict::PoolPass { delayed }
+                if self.config.greylist.header && self.cache.first_header_for(&req.instance) =>
+            {
+                Header::new("X-Greylist", &crate::header::x_greylist(delayed, &self.hostname, unix_now()))
+                    .map(Action::Prepend)
+            }
+            _ => Ok(Action::Dunno),
+        };
+        let action = action.unwrap_or_else(|e| {
+            // The template was validated at load time; this is a last line of defence.
+            tracing::error!("greylist reply template: {e}");
+            Action::Dunno
+        });
+        let mut d = Decision::new(action, verdict.reason()).with("net", &t.client_net);
+        match verdict {
+            Verdict::TooEarly { seconds_left } => d = d.with("left", format!("{seconds_left}s")),
+            Verdict::FirstPass { delayed } | Verdict::Known { delayed } | Verdict::PoolPass { delayed } => {
+                d = d.with("delayed", format!("{delayed}s"))
+            }
+            _ => {}
+        }
+        d
+    }
+}
+
+fn skip_decision(skip: Skip) -> Decision {
+    let reason = skip.reason();
+    match skip {
+        Skip::Whitelisted { entry, .. } => Decision::new(Action::Dunno, reason).with("entry", entry),
+        _ => Decision::new(Action::Dunno, reason),
+    }
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, secs)
+}
+
+/// Opens the store on first use when it was down at start, retrying at most every 5 s.
+pub struct LazyStore {
+    url: String,
+    options: StoreOptions,
+    cell: OnceCell<Store>,
+    last_try: AtomicU64,
+}
+
+impl LazyStore {
+    fn new(url: String, options: StoreOptions) -> LazyStore {
+        LazyStore { url, options, cell: OnceCell::new(), last_try: AtomicU64::new(0) }
+    }
+
+    async fn open(&self) -> Result<&Store, StoreError> {
+        self.cell.get_or_try_init(|| Store::open(&self.url, &self.options)).await
+    }
+
+    /// The open store, or an error while it cannot be opened.
+    pub async fn get(&self) -> Result<&Store, StoreError> {
+        if let Some(s) = self.cell.get() {
+            return Ok(s);
+        }
+        let now = u64::try_from(unix_now()).unwrap_or(0);
+        let last = self.last_try.swap(now, Ordering::Relaxed);
+        if now.saturating_sub(last) < 5 {
+            return Err(StoreError::Unavailable("store not open yet".into()));
+        }
+        self.open().await
+    }
+}
+
+/// Tracks store health so an outage gives one warning, not one per request.
+#[derive(Default)]
+struct Outage {
+    down: AtomicBool,
+}
+
+impl Outage {
+    /// `consequence` completes the warning, e.g. "answering DUNNO until it recovers".
+    fn failed(&self, e: &StoreError, consequence: &str) {
+        if !self.down.swap(true, Ordering::SeqCst) {
+            tracing::warn!("store unavailable: {e}; {consequence}");
+        }
+    }
+
+    fn recovered(&self) {
+        if self.down.swap(false, Ordering::SeqCst) {
+            tracing::info!("store recovered; greylisting again");
+        }
+    }
+}
+
+/// Aborts a background task when the service that owns it is dropped (after a reload).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Removes expired entries every `purge_interval`, in small batches.
+fn spawn_purge(store: Arc<LazyStore>, outage: Arc<Outage>, config: &Config, policy: Policy) -> AbortOnDrop {
+    let interval = config.store.purge_interval.get();
+    let batch = config.store.purge_batch;
+    AbortOnDrop(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Ok(store) = store.get().await else { continue };
+            match store.purge(unix_now(), policy.retry_window, policy.max_age, batch).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!("expired {n} greylist entries"),
+                Err(e) => outage.failed(&e, "expiry postponed"),
+            }
+        }
+    }))
+}

@@ -1,0 +1,365 @@
+//! greyd's greylist state in SQL: SQLite by default (one file, WAL), or a PostgreSQL or
+//! MySQL/MariaDB database shared by several MX hosts so that they act as one greylist.
+//!
+//! # Layout
+//! - `mod.rs`: [`Store`] and its operations, the value types.
+//! - `maintenance.rs`: expiry (`purge`) and the `stats`/`dump` views, off the request path.
+//! - `sql.rs`: the SQL text, one table of `&'static str` statements per backend.
+//! - `connect.rs`: URL handling, connecting, SQLite WAL, embedded migrations
+//!   (`greyd/migrations/<backend>/`), the pool.
+//! - `error.rs`: [`StoreError`] and the mapping from database errors.
+//!
+//! # Guarantees
+//! - Every operation is bounded by [`StoreOptions::op_timeout`] and fails with a [`StoreError`]
+//!   rather than hang; the caller decides the answer. The pool replaces dead connections by
+//!   itself, so the store recovers when the database comes back, without a restart.
+//! - A request-path operation runs one or two indexed statements.
+//! - Writes are committed before the call returns (autocommit); on SQLite with WAL and
+//!   `synchronous = NORMAL` a committed write survives the process being killed.
+//! - Several hosts may share one database: [`Store::insert_first`] keeps whichever row was
+//!   inserted first, and the upserts are single statements.
+//!
+//! Not here: deciding what a triplet is (`triplet.rs`) or what to answer (`greylist.rs`); times
+//! are passed in as unix seconds, never read here.
+
+mod connect;
+mod error;
+mod maintenance;
+mod sql;
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::{Any, AnyPool};
+
+pub use error::StoreError;
+pub use maintenance::{DumpRow, Stats};
+
+use connect::Target;
+use error::Redactor;
+use sql::Sql;
+
+/// The database behind a [`Store`], chosen by the URL scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `sqlite:` (a file, created on first start).
+    Sqlite,
+    /// `postgres:` / `postgresql:`.
+    Postgres,
+    /// `mysql:` / `mariadb:`.
+    MySql,
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgresql",
+            Backend::MySql => "mysql",
+        })
+    }
+}
+
+/// How the store talks to its database.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Pooled connections at most. SQLite has one writer at a time anyway; for a shared server
+    /// this bounds what one greyd takes from it.
+    pub max_connections: u32,
+    /// Upper bound for each operation, waiting for a connection included. On expiry the
+    /// operation fails with [`StoreError::Timeout`]; PostgreSQL also cancels the statement
+    /// server-side, SQLite and MySQL stop waiting for locks after about as long.
+    pub op_timeout: Duration,
+    /// Upper bound for opening a connection, at start and when the pool reconnects.
+    pub connect_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { max_connections: 8, op_timeout: Duration::from_secs(2), connect_timeout: Duration::from_secs(5) }
+    }
+}
+
+/// The greylist key, already normalized by the caller (each part at most 255 bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Triplet<'a> {
+    pub client_net: &'a str,
+    pub sender: &'a str,
+    pub recipient: &'a str,
+}
+
+/// The stored state of one triplet. Times are unix seconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub first_seen: i64,
+    pub last_seen: i64,
+    /// When a retry first came after the delay; `None` while waiting.
+    pub passed_at: Option<i64>,
+    /// Retries before the delay was over (0 after the first attempt).
+    pub attempts: i64,
+    /// The client address of the latest attempt (the triplet only has its network).
+    pub client_address: String,
+}
+
+type EntryRow = (i64, i64, Option<i64>, i64, String);
+
+impl From<EntryRow> for Entry {
+    fn from((first_seen, last_seen, passed_at, attempts, client_address): EntryRow) -> Entry {
+        Entry { first_seen, last_seen, passed_at, attempts, client_address }
+    }
+}
+
+/// The greylist database. Cheap to clone: clones share one connection pool.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    sql: &'static Sql,
+    op_timeout: Duration,
+    redactor: Arc<Redactor>,
+    /// The URL without its password.
+    display_url: Arc<str>,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store").field("backend", &self.backend).field("url", &self.display_url).finish()
+    }
+}
+
+impl Store {
+    /// Connects to the database at `url` and applies the embedded migrations.
+    ///
+    /// `sqlite:///path/greyd.db` creates the file if needed (`mode=rwc` unless the URL sets a
+    /// mode) and switches it to WAL; `postgres://…` and `mysql://…` (or `mariadb://…`) expect
+    /// an existing database. Opening the same database again, from this or another host, is
+    /// fine: applied migrations are skipped.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidUrl`] for a malformed URL or unknown scheme,
+    /// [`StoreError::MissingDirectory`] when the SQLite file's directory does not exist,
+    /// [`StoreError::Unavailable`] when no connection could be made within
+    /// `connect_timeout`, [`StoreError::Migration`] when the schema cannot be brought up to
+    /// date. No message contains the URL's password.
+    pub async fn open(url: &str, options: &StoreOptions) -> Result<Store, StoreError> {
+        let target = Target::parse(url)?;
+        let opening: std::pin::Pin<Box<dyn Future<Output = Result<sqlx::AnyPool, StoreError>> + Send + '_>> =
+            Box::pin(connect::open_pool(&target, options));
+        let pool = opening.await?;
+        Ok(Store {
+            pool,
+            backend: target.backend,
+            sql: match target.backend {
+                Backend::Sqlite => &sql::SQLITE,
+                Backend::Postgres => &sql::POSTGRES,
+                Backend::MySql => &sql::MYSQL,
+            },
+            op_timeout: options.op_timeout,
+            redactor: Arc::new(target.redactor()),
+            display_url: target.display.into(),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The database URL with its password replaced by `***`, for logs.
+    pub fn display_url(&self) -> &str {
+        &self.display_url
+    }
+
+    /// Closes the pooled connections (SQLite then checkpoints its WAL). Operations after this
+    /// fail with [`StoreError::Unavailable`].
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// The stored entry of a triplet, if any.
+    ///
+    /// # Errors
+    /// Any [`StoreError`] but `InvalidUrl`, `MissingDirectory` and `Migration`; the same holds for
+    /// every operation below.
+    pub async fn get(&self, t: &Triplet<'_>) -> Result<Option<Entry>, StoreError> {
+        self.run(Box::pin(fetch_entry(&self.pool, self.sql, t))).await
+    }
+
+    /// First attempt. Inserts unless a row exists (another MX may have inserted first: keep its
+    /// row); returns the stored row either way.
+    pub async fn insert_first(&self, t: &Triplet<'_>, client_address: &str, now: i64) -> Result<Entry, StoreError> {
+        let entry = self
+            .run(Box::pin(async {
+                let mut conn = self.pool.acquire().await?;
+                // Two rounds: should the row we ran into be purged before we read it, insert again.
+                for _ in 0..2 {
+                    sqlx::query(self.sql.insert_first)
+                        .bind(t.client_net)
+                        .bind(t.sender)
+                        .bind(t.recipient)
+                        .bind(now)
+                        .bind(now)
+                        .bind(client_address)
+                        .execute(&mut *conn)
+                        .await?;
+                    if let Some(entry) = fetch_entry(&mut *conn, self.sql, t).await? {
+                        return Ok(Some(entry));
+                    }
+                }
+                Ok(None)
+            }))
+            .await?;
+        entry.ok_or_else(|| StoreError::Unavailable("greylist row deleted while being inserted".into()))
+    }
+
+    /// Retry before the delay: attempts += 1, last_seen = now, the client address updated,
+    /// first_seen unchanged. A triplet that is not stored (purged meanwhile) is left alone.
+    pub async fn record_retry(&self, t: &Triplet<'_>, client_address: &str, now: i64) -> Result<(), StoreError> {
+        let query = sqlx::query(self.sql.record_retry)
+            .bind(now)
+            .bind(client_address)
+            .bind(t.client_net)
+            .bind(t.sender)
+            .bind(t.recipient);
+        self.run(Box::pin(query.execute(&self.pool))).await.map(drop)
+    }
+
+    /// An expired row (never retried within the window, or passed and unseen for max_age)
+    /// starts over: this attempt becomes the first. A row purged meanwhile is left alone; the
+    /// next attempt inserts it again.
+    pub async fn restart(&self, t: &Triplet<'_>, client_address: &str, now: i64) -> Result<(), StoreError> {
+        let query = sqlx::query(self.sql.restart)
+            .bind(now)
+            .bind(now)
+            .bind(client_address)
+            .bind(t.client_net)
+            .bind(t.sender)
+            .bind(t.recipient);
+        self.run(Box::pin(query.execute(&self.pool))).await.map(drop)
+    }
+
+    /// Pass: passed_at = COALESCE(passed_at, now), last_seen = now. A triplet that is not
+    /// stored is left alone.
+    pub async fn record_pass(&self, t: &Triplet<'_>, now: i64) -> Result<(), StoreError> {
+        let query =
+            sqlx::query(self.sql.record_pass).bind(now).bind(now).bind(t.client_net).bind(t.sender).bind(t.recipient);
+        self.run(Box::pin(query.execute(&self.pool))).await.map(drop)
+    }
+
+    /// Sender pools: rows with the same sender and recipient but another client_net,
+    /// first_seen <= seen_before, newest first, at most `limit`: (client_address, first_seen).
+    pub async fn pool_candidates(
+        &self,
+        sender: &str,
+        recipient: &str,
+        exclude_net: &str,
+        seen_before: i64,
+        limit: u32,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let query = sqlx::query_as::<Any, (String, i64)>(self.sql.pool_candidates)
+            .bind(sender)
+            .bind(recipient)
+            .bind(exclude_net)
+            .bind(seen_before)
+            .bind(i64::from(limit));
+        self.run(Box::pin(query.fetch_all(&self.pool))).await
+    }
+
+    /// Client auto-whitelist (postgrey style): counts one pass for `client` unless one was
+    /// counted less than `min_interval` seconds ago; returns the count after the call.
+    pub async fn count_client_pass(&self, client: &str, now: i64, min_interval: i64) -> Result<i64, StoreError> {
+        let cutoff = now.saturating_sub(min_interval);
+        self.run(Box::pin(async {
+            let mut conn = self.pool.acquire().await?;
+            sqlx::query(self.sql.count_client_pass)
+                .bind(client)
+                .bind(now)
+                .bind(now)
+                .bind(cutoff)
+                .bind(cutoff)
+                .bind(now)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+            let passes: Option<i64> =
+                sqlx::query_scalar(self.sql.client_passes).bind(client).fetch_optional(&mut *conn).await?;
+            Ok(passes.unwrap_or(0))
+        }))
+        .await
+    }
+
+    /// The client's pass count; 0 if unknown. Refreshes nothing.
+    pub async fn client_passes(&self, client: &str) -> Result<i64, StoreError> {
+        let query = sqlx::query_scalar::<Any, i64>(self.sql.client_passes).bind(client);
+        Ok(self.run(Box::pin(query.fetch_optional(&self.pool))).await?.unwrap_or(0))
+    }
+
+    /// Domain auto-whitelist (sqlgrey style, group_domain_level = 2): records that `sender` of
+    /// `domain` passed from `client_net` (refreshing the pair's last_seen). The pair is promoted
+    /// when a second, different sender of the same domain passes from the same net. Returns
+    /// whether the pair is promoted.
+    pub async fn note_domain_pass(
+        &self,
+        domain: &str,
+        client_net: &str,
+        sender: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        self.run(Box::pin(async {
+            let mut conn = self.pool.acquire().await?;
+            sqlx::query(self.sql.note_domain_pass)
+                .bind(domain)
+                .bind(client_net)
+                .bind(sender)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+            let state: Option<(Option<i64>, i64)> =
+                sqlx::query_as(self.sql.domain_state).bind(domain).bind(client_net).fetch_optional(&mut *conn).await?;
+            Ok(matches!(state, Some((Some(_), _))))
+        }))
+        .await
+    }
+
+    /// Whether the (domain, client_net) pair is promoted and not expired, i.e. seen within the
+    /// last `max_age` seconds (the age [`Store::purge`] deletes it at). Refreshes nothing.
+    pub async fn domain_whitelisted(
+        &self,
+        domain: &str,
+        client_net: &str,
+        now: i64,
+        max_age: i64,
+    ) -> Result<bool, StoreError> {
+        let query = sqlx::query_as::<Any, (Option<i64>, i64)>(self.sql.domain_state).bind(domain).bind(client_net);
+        let state = self.run(Box::pin(query.fetch_optional(&self.pool))).await?;
+        Ok(matches!(state, Some((Some(_), last_seen)) if last_seen >= now.saturating_sub(max_age)))
+    }
+
+    /// Runs one operation under `op_timeout` and maps its error.
+    ///
+    /// The operation comes boxed as `dyn Future + Send`: sqlx's executor futures are `Send`,
+    /// but the compiler cannot prove it through an `async fn` for every lifetime (the
+    /// "implementation of `Acquire` is not general enough" error), and the daemon needs every
+    /// store call inside `Send` futures.
+    async fn run<'f, T>(&self, op: BoxedOp<'f, T>) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.op_timeout, op).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) => Err(self.redactor.error(self.backend, &err)),
+            Err(_) => Err(StoreError::Timeout),
+        }
+    }
+}
+
+/// A boxed database operation (see [`Store::run`]).
+type BoxedOp<'f, T> = std::pin::Pin<Box<dyn Future<Output = Result<T, sqlx::Error>> + Send + 'f>>;
+
+async fn fetch_entry<'e>(
+    executor: impl sqlx::Executor<'e, Database = Any>,
+    sql: &Sql,
+    t: &Triplet<'_>,
+) -> Result<Option<Entry>, sqlx::Error> {
+    let row: Option<EntryRow> =
+        sqlx::query_as(sql.get).bind(t.client_net).bind(t.sender).bind(t.recipient).fetch_optional(executor).await?;
+    Ok(row.map(Entry::from))
+}

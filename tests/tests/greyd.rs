@@ -1,0 +1,385 @@
+//! postward-greyd end to end: the real binary on a Unix socket, its store, the DNS fixture.
+//! Requires `cargo build --workspace` first.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use postward_tests::client::PolicyClient;
+use postward_tests::dns::DnsFixture;
+use postward_tests::process::{DaemonProcess, Sig, bin_path, root_ok, wait_for_path};
+use postward_tests::proxy::TcpProxy;
+
+const BIN: &str = "postward-greyd";
+const T: Duration = Duration::from_secs(15);
+const DEFER: &str = "DEFER_IF_PERMIT 4.7.1 Greylisted: please retry in";
+
+/// One greyd instance with its own directory, socket and configuration.
+struct Greyd {
+    dir: tempfile::TempDir,
+    process: Option<DaemonProcess>,
+}
+
+impl Greyd {
+    /// `config` is appended after `[server]` and must bring its own sections.
+    async fn start(config: &str) -> Greyd {
+        let dir = tempfile::tempdir().unwrap();
+        let g = Greyd { dir, process: None };
+        g.write_config(config);
+        g.launch().await
+    }
+
+    fn write_config(&self, config: &str) {
+        let text = format!("[server]\nlisten = [\"unix:{}\"]\n{}\n{config}\n", self.socket().display(), root_ok());
+        let text = if config.contains("[store]") {
+            text
+        } else {
+            format!("{text}\n[store]\nurl = \"sqlite://{}/greyd.sqlite\"\n", self.dir.path().display())
+        };
+        std::fs::write(self.config(), text).unwrap();
+    }
+
+    async fn launch(mut self) -> Greyd {
+        let d = DaemonProcess::start(BIN, &["--config", self.config().to_str().unwrap()]);
+        wait_for_path(&self.socket(), T).await;
+        d.wait_for_log("started with configuration", T).await;
+        self.process = Some(d);
+        self
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("greyd.sock")
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("greyd.toml")
+    }
+
+    fn daemon(&self) -> &DaemonProcess {
+        self.process.as_ref().unwrap()
+    }
+
+    async fn client(&self) -> PolicyClient {
+        PolicyClient::connect_unix(&self.socket()).await.unwrap()
+    }
+
+    /// Runs `postward-greyd dump` and returns its JSON lines.
+    fn dump(&self) -> Vec<serde_json::Value> {
+        let out = std::process::Command::new(bin_path(BIN))
+            .args(["dump", "--config", self.config().to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "dump failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+}
+
+/// One RCPT request with the attributes greyd reads.
+async fn ask(c: &mut PolicyClient, ip: &str, sender: &str, rcpt: &str, instance: &str) -> String {
+    ask_with(c, ip, sender, rcpt, instance, &[]).await
+}
+
+async fn ask_with(
+    c: &mut PolicyClient,
+    ip: &str,
+    sender: &str,
+    rcpt: &str,
+    instance: &str,
+    extra: &[(&str, &str)],
+) -> String {
+    let mut attrs = vec![
+        ("request", "smtpd_access_policy"),
+        ("protocol_state", "RCPT"),
+        ("client_address", ip),
+        ("client_name", "mx.sender.example"),
+        ("helo_name", "mx.sender.example"),
+        ("sender", sender),
+        ("recipient", rcpt),
+        ("instance", instance),
+    ];
+    for (k, v) in extra {
+        attrs.retain(|(n, _)| n != k);
+        attrs.push((k, v));
+    }
+    c.request(&attrs).await.unwrap()
+}
+
+#[tokio::test]
+async fn greylist_cycle_with_one_header_per_message() {
+    let g = Greyd::start("[greylist]\ndelay = \"2s\"\nheader = true\n[sender_pools]\nspf = false\n").await;
+    let mut c = g.client().await;
+    // First attempt of a message with two recipients: both deferred.
+    assert!(ask(&mut c, "192.0.2.7", "alice@example.org", "bob@example.net", "m1").await.starts_with(DEFER));
+    assert!(ask(&mut c, "192.0.2.7", "alice@example.org", "carol@example.net", "m1").await.starts_with(DEFER));
+    // An early retry is deferred again without resetting first-seen.
+    let early = ask(&mut c, "192.0.2.7", "alice@example.org", "bob@example.net", "m2").await;
+    assert!(early.starts_with(DEFER), "{early}");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // The retry after the delay passes, with one header for the whole message; another
+    // address of the same /24 and a +extension sender fold into the same triplet.
+    let first = ask(&mut c, "192.0.2.8", "alice+news@example.org", "bob@example.net", "m3").await;
+    assert!(first.starts_with("PREPEND X-Greylist: delayed "), "{first}");
+    assert!(first.contains(" seconds by postward-greyd-"), "{first}");
+    assert_eq!(ask(&mut c, "192.0.2.8", "alice@example.org", "carol@example.net", "m3").await, "DUNNO");
+    // Later messages pass without a header.
+    assert_eq!(ask(&mut c, "192.0.2.7", "alice@example.org", "bob@example.net", "m4").await, "DUNNO");
+    // A different /24 is a different triplet.
+    assert!(ask(&mut c, "198.51.100.7", "alice@example.org", "bob@example.net", "m5").await.starts_with(DEFER));
+    let log = g.daemon().wait_for_log("reason=early-retry", T).await;
+    assert!(log.contains("defer_if_permit: RCPT from mx.sender.example[192.0.2.7]"), "{log}");
+    let line = g.daemon().wait_for_log("reason=retry-passed net=192.0.2.0/24 delayed=", T).await;
+    // Whole seconds: 2.1 s of real time are 2 or 3 s between second boundaries.
+    assert!(line.contains("delayed=2s") || line.contains("delayed=3s"), "{line}");
+    let rows = g.dump();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    let bob = rows.iter().find(|r| r["recipient"] == "bob@example.net" && r["client_net"] == "192.0.2.0/24").unwrap();
+    assert!(bob["passed_at"].is_i64() && bob["attempts"] == 1, "{bob}");
+}
+
+#[tokio::test]
+async fn skip_rules_and_whitelists_touch_no_database() {
+    let g = Greyd::start("").await;
+    let recipients = g.dir.path().join("whitelist_recipients");
+    std::fs::write(&recipients, "# postgrey format\npostmaster@\nexample.com\n").unwrap();
+    g.write_config(&format!(
+        "[greylist]\ntrusted_networks = [\"203.0.113.0/24\", \"2001:db8:1::/48\"]\n[whitelist]\nrecipients = [\"{}\"]\n",
+        recipients.display()
+    ));
+    g.daemon().signal(Sig::SIGHUP);
+    g.daemon().wait_for_log("configuration reloaded", T).await;
+    let mut c = g.client().await;
+    // (label, client address, attributes to change, expected log reason)
+    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case<'_>] = &[
+        ("authenticated", "192.0.2.1", &[("sasl_username", "alice")], "reason=authenticated"),
+        ("MAIL stage", "192.0.2.2", &[("protocol_state", "MAIL")], "reason=not-rcpt"),
+        ("trusted v4 network", "203.0.113.9", &[], "reason=trusted-network"),
+        ("trusted v6 network", "2001:db8:1::25", &[], "reason=trusted-network"),
+        (
+            "postgrey recipient file: name@",
+            "192.0.2.3",
+            &[("recipient", "postmaster@example.net")],
+            "reason=whitelist-recipient",
+        ),
+        (
+            "postgrey recipient file: domain",
+            "192.0.2.4",
+            &[("recipient", "x@example.com")],
+            "reason=whitelist-recipient",
+        ),
+        (
+            "built-in client list",
+            "192.0.2.5",
+            &[("client_name", "mail-db5eur01on2100.outbound.protection.outlook.com")],
+            "reason=whitelist-client",
+        ),
+    ];
+    for (label, ip, extra, reason) in cases {
+        assert_eq!(ask_with(&mut c, ip, "a@example.org", "b@example.net", "i", extra).await, "DUNNO", "{label}");
+        g.daemon().wait_for_log(reason, T).await;
+    }
+    assert!(g.dump().is_empty(), "no triplet may be stored for skipped requests");
+    // Loopback is not special.
+    assert!(ask(&mut c, "127.0.0.1", "a@example.org", "b@example.net", "i").await.starts_with(DEFER));
+}
+
+#[tokio::test]
+async fn sender_pool_retry_from_another_address_passes_via_spf() {
+    let dns = DnsFixture::builder()
+        .zone("pool.test")
+        .txt("pool.test", "v=spf1 ip4:192.0.2.0/24 ip4:198.51.100.0/24 ip4:203.0.113.0/25 -all")
+        .start()
+        .await
+        .unwrap();
+    let g = Greyd::start(&format!(
+        "[dns]\nnameservers = [\"{}\"]\ntimeout = \"1s\"\n[greylist]\ndelay = \"2s\"\nauto_whitelist_clients = 0\n",
+        dns.nameserver()
+    ))
+    .await;
+    let mut c = g.client().await;
+    assert!(ask(&mut c, "192.0.2.7", "news@pool.test", "bob@example.net", "1").await.starts_with(DEFER));
+    // SPF alone never skips the first deferral: a pool member retrying at once is deferred.
+    assert!(ask(&mut c, "198.51.100.8", "news@pool.test", "bob@example.net", "2").await.starts_with(DEFER));
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // Another recipient is another triplet, never attempted: deferred.
+    assert!(ask(&mut c, "203.0.113.9", "news@pool.test", "carol@example.net", "3").await.starts_with(DEFER));
+    // After the delay, an SPF-authorized address of a network not seen before passes.
+    assert_eq!(ask(&mut c, "203.0.113.9", "news@pool.test", "bob@example.net", "4").await, "DUNNO");
+    let line = g.daemon().wait_for_log("reason=sender-pool", T).await;
+    assert!(line.contains("RCPT from mx.sender.example[203.0.113.9]"), "{line}");
+    // An address outside the SPF record is still greylisted.
+    assert!(ask(&mut c, "100.64.0.5", "news@pool.test", "bob@example.net", "5").await.starts_with(DEFER));
+    assert!(dns.queries_for_name("pool.test.") >= 1);
+}
+
+/// A unique PostgreSQL schema for one test, created with psql and dropped at the end.
+struct PgSchema {
+    base: String,
+    name: String,
+}
+
+impl PgSchema {
+    fn create() -> Option<PgSchema> {
+        let Ok(base) = std::env::var("POSTWARD_TEST_POSTGRES_URL") else {
+            eprintln!("SKIPPED: POSTWARD_TEST_POSTGRES_URL is not set");
+            return None;
+        };
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let name = format!("pw_e2e_{}_{nanos}", std::process::id());
+        psql(&base, &format!("CREATE SCHEMA {name}"));
+        Some(PgSchema { base, name })
+    }
+
+    /// The URL with `host:port` replaced (to go through a proxy) and the schema selected.
+    fn url(&self, hostport: Option<&str>) -> String {
+        let mut url = self.base.clone();
+        if let Some(hp) = hostport {
+            let start = url.find('@').map_or(url.find("//").unwrap() + 2, |i| i + 1);
+            let end = url[start..].find('/').map_or(url.len(), |i| start + i);
+            url.replace_range(start..end, hp);
+        }
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}options=-c%20search_path%3D{}", self.name)
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        psql(&self.base, &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
+    }
+}
+
+fn psql(url: &str, sql: &str) {
+    let out =
+        std::process::Command::new("psql").args([url, "-q", "-c", sql]).output().expect("psql (postgresql-client)");
+    assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test]
+async fn two_mx_hosts_share_one_postgresql_greylist() {
+    let Some(schema) = PgSchema::create() else { return };
+    let config =
+        format!("[greylist]\ndelay = \"2s\"\n[sender_pools]\nspf = false\n[store]\nurl = \"{}\"\n", schema.url(None));
+    let mx1 = Greyd::start(&config).await;
+    let mx2 = Greyd::start(&config).await;
+    let (mut a, mut b) = (mx1.client().await, mx2.client().await);
+    assert!(ask(&mut a, "192.0.2.7", "alice@example.org", "bob@example.net", "1").await.starts_with(DEFER));
+    // The early retry reaches the other MX: still deferred there.
+    let early = ask(&mut b, "192.0.2.7", "alice@example.org", "bob@example.net", "2").await;
+    assert!(early.starts_with(DEFER), "{early}; mx2 log: {:?}", mx2.daemon().log());
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(ask(&mut b, "192.0.2.7", "alice@example.org", "bob@example.net", "3").await, "DUNNO");
+    mx2.daemon().wait_for_log("reason=retry-passed", T).await;
+    assert_eq!(ask(&mut a, "192.0.2.7", "alice@example.org", "bob@example.net", "4").await, "DUNNO");
+}
+
+#[tokio::test]
+async fn store_outage_answers_fail_open_once_warned_then_recovers() {
+    let Some(schema) = PgSchema::create() else { return };
+    let pg: std::net::SocketAddr = {
+        let url = &schema.base;
+        let start = url.find('@').unwrap() + 1;
+        let end = url[start..].find('/').unwrap() + start;
+        std::net::ToSocketAddrs::to_socket_addrs(&url[start..end]).unwrap().next().unwrap()
+    };
+    let proxy = TcpProxy::start(pg).await.unwrap();
+    let url = schema.url(Some(&format!("127.0.0.1:{}", proxy.port())));
+    let g = Greyd::start(&format!(
+        "[greylist]\ndelay = \"2s\"\n[sender_pools]\nspf = false\n[store]\nurl = \"{url}\"\ntimeout = \"1s\"\n"
+    ))
+    .await;
+    let mut c = g.client().await;
+    assert!(ask(&mut c, "192.0.2.7", "a@example.org", "b@example.net", "1").await.starts_with(DEFER));
+
+    proxy.stop();
+    for i in 0..5 {
+        let started = Instant::now();
+        let answer = ask(&mut c, "192.0.2.7", &format!("new{i}@example.org"), "b@example.net", "2").await;
+        assert_eq!(answer, "DUNNO", "fail-open while the database is down");
+        assert!(started.elapsed() < Duration::from_secs(4), "bounded by the store timeout: {:?}", started.elapsed());
+    }
+    g.daemon().wait_for_log("reason=store-error", T).await;
+    let warnings = g.daemon().log().iter().filter(|l| l.contains("store unavailable")).count();
+    assert_eq!(warnings, 1, "one warning per outage, not per request: {:?}", g.daemon().log());
+
+    proxy.restart().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let answer = ask(&mut c, "192.0.2.7", "after@example.org", "b@example.net", "3").await;
+        if answer.starts_with(DEFER) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "greylisting did not resume after the database came back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    g.daemon().wait_for_log("store recovered", T).await;
+}
+
+#[tokio::test]
+async fn sigkill_under_load_loses_no_answered_first_seen_entry() {
+    let mut g = Greyd::start("[sender_pools]\nspf = false\n").await;
+    let socket = g.socket();
+    let mut tasks = Vec::new();
+    for conn in 0..8 {
+        let socket = socket.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut answered = Vec::new();
+            let Ok(mut c) = PolicyClient::connect_unix(&socket).await else {
+                return answered;
+            };
+            for i in 0.. {
+                // Letters only: greyd folds digit runs (VERP counters) into one key.
+                let sender = format!("{}x{}@example.org", letters(conn), letters(i));
+                let attrs =
+                    postward_tests::client::rcpt_request("192.0.2.7", "h.example", &sender, "b@example.net", "1");
+                match c.request(&attrs).await {
+                    Ok(a) if a.starts_with(DEFER) => answered.push(sender),
+                    _ => break,
+                }
+            }
+            answered
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    g.daemon().signal(Sig::SIGKILL);
+    let mut answered = Vec::new();
+    for t in tasks {
+        answered.extend(t.await.unwrap());
+    }
+    assert!(answered.len() > 50, "load was running: {} answers", answered.len());
+    g.process.take().unwrap().wait(T).await;
+    // Restart on the same database: it opens cleanly and holds every answered entry.
+    std::fs::remove_file(g.socket()).ok();
+    let g = g.launch().await;
+    let stored: std::collections::HashSet<String> =
+        g.dump().into_iter().map(|r| r["sender"].as_str().unwrap().to_owned()).collect();
+    let missing: Vec<&String> = answered.iter().filter(|s| !stored.contains(*s)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} answered entries lost, e.g. {:?}",
+        missing.len(),
+        answered.len(),
+        &missing[..missing.len().min(3)]
+    );
+    let mut c = g.client().await;
+    let first = answered.first().unwrap();
+    let again = ask(&mut c, "192.0.2.7", first, "b@example.net", "9").await;
+    assert!(again.starts_with(DEFER) && again.contains("Greylisted"), "the entry is remembered: {again}");
+    assert!(g.daemon().wait_for_log("reason=early-retry", T).await.contains(first.as_str()));
+}
+
+/// A number written in letters (a, b, …, z, ba, bb, …).
+fn letters(mut n: usize) -> String {
+    let mut out = Vec::new();
+    loop {
+        out.push(b'a' + (n % 26) as u8);
+        n /= 26;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap()
+}
