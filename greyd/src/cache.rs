@@ -1,10 +1,14 @@
 //! In-memory caches in front of the store, kept correct when several MX hosts share one
-//! database: only facts that another host cannot take back are cached.
-//! - A passed triplet stays passed until `max_age` after it was last seen. The cache answers
-//!   it and writes `last_seen` back to the store at most once an hour, so the row never ages
-//!   out while it is in use.
-//! - An auto-whitelisted client stays whitelisted; cached for an hour.
-//! - Deferred triplets are never cached: another host may have seen an earlier attempt.
+//! database.
+//!
+//! A triplet's verdict is a function of its stored times and the clock: once this host has
+//! read or written a triplet, another host can only (a) pass it, which this host computes
+//! from the same first-seen time anyway, (b) restart it after expiry, which this host does by
+//! the same rule, or (c) count a retry, which no decision reads. So every entry this host has
+//! seen is answered from memory, and the store is written only when something changes:
+//! the first early retry, the first pass, a restart, and for a passed triplet at most once an
+//! hour (`last_seen`, so it does not age out while in use). Auto-whitelist promotions made by
+//! another host are seen for triplets that are not in this cache yet.
 //!
 //! Each cache has its own mutex, held for one get or put and never across an await.
 
@@ -13,29 +17,15 @@ use std::sync::Mutex;
 
 use lru::LruCache;
 
+use crate::store::Entry;
 use crate::triplet::Triplet;
 
 /// How often a cached pass is written back to the store, and how long a whitelisted client
 /// is trusted from memory (seconds).
 pub const REFRESH: i64 = 3600;
 
-#[derive(Debug, Clone, Copy)]
-struct Pass {
-    delayed: i64,
-    /// When `last_seen` was last written to the store.
-    written: i64,
-}
-
-/// What the cache knows about a passed triplet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CachedPass {
-    pub delayed: i64,
-    /// The store's `last_seen` is due for a refresh.
-    pub refresh_due: bool,
-}
-
 pub struct HotCache {
-    passed: Mutex<LruCache<Triplet, Pass>>,
+    entries: Mutex<LruCache<Triplet, Entry>>,
     clients: Mutex<LruCache<String, i64>>,
     headers: Mutex<LruCache<String, ()>>,
 }
@@ -44,27 +34,28 @@ impl HotCache {
     pub fn new(size: usize) -> HotCache {
         let n = |s: usize| NonZeroUsize::new(s.max(1)).unwrap_or(NonZeroUsize::MIN);
         HotCache {
-            passed: Mutex::new(LruCache::new(n(size))),
+            entries: Mutex::new(LruCache::new(n(size))),
             clients: Mutex::new(LruCache::new(n(size / 4))),
             headers: Mutex::new(LruCache::new(n(10_000))),
         }
     }
 
-    pub fn passed(&self, t: &Triplet, now: i64) -> Option<CachedPass> {
-        let mut c = self.passed.lock().ok()?;
-        let p = c.get_mut(t)?;
-        let refresh_due = now - p.written >= REFRESH;
-        if refresh_due {
-            // One request does the write; the others keep answering from memory.
-            p.written = now;
-        }
-        Some(CachedPass { delayed: p.delayed, refresh_due })
+    /// The entry as this host last wrote or read it. Its `last_seen` is the time last
+    /// written to the store.
+    pub fn entry(&self, t: &Triplet) -> Option<Entry> {
+        self.entries.lock().ok()?.get(t).cloned()
     }
 
-    pub fn remember_pass(&self, t: &Triplet, delayed: i64, now: i64) {
-        if let Ok(mut c) = self.passed.lock() {
-            c.put(t.clone(), Pass { delayed, written: now });
+    /// Remembers the entry as it now stands in the store.
+    pub fn remember(&self, t: &Triplet, entry: Entry) {
+        if let Ok(mut c) = self.entries.lock() {
+            c.put(t.clone(), entry);
         }
+    }
+
+    /// True when a passed entry's `last_seen` in the store is due for a refresh.
+    pub fn refresh_due(entry: &Entry, now: i64) -> bool {
+        now - entry.last_seen >= REFRESH
     }
 
     pub fn client_whitelisted(&self, client: &str, now: i64) -> bool {
@@ -95,14 +86,21 @@ mod tests {
         Triplet { client_net: "192.0.2.0/24".into(), sender: s.into(), recipient: "r@x".into() }
     }
 
+    fn e(first_seen: i64) -> Entry {
+        Entry { first_seen, last_seen: first_seen, passed_at: None, attempts: 0, client_address: "192.0.2.1".into() }
+    }
+
     #[test]
-    fn passes_refresh_hourly() {
-        let c = HotCache::new(10);
-        assert_eq!(c.passed(&t("a"), 0), None);
-        c.remember_pass(&t("a"), 400, 1000);
-        assert_eq!(c.passed(&t("a"), 1500), Some(CachedPass { delayed: 400, refresh_due: false }));
-        assert_eq!(c.passed(&t("a"), 1000 + REFRESH), Some(CachedPass { delayed: 400, refresh_due: true }));
-        assert_eq!(c.passed(&t("a"), 1001 + REFRESH), Some(CachedPass { delayed: 400, refresh_due: false }));
+    fn entries_round_trip_and_evict() {
+        let c = HotCache::new(2);
+        assert_eq!(c.entry(&t("a")), None);
+        c.remember(&t("a"), e(1));
+        c.remember(&t("b"), e(2));
+        c.remember(&t("c"), e(3));
+        assert_eq!(c.entry(&t("a")), None, "least recently used is evicted");
+        assert_eq!(c.entry(&t("c")), Some(e(3)));
+        assert!(!HotCache::refresh_due(&e(1000), 1000 + REFRESH - 1));
+        assert!(HotCache::refresh_due(&e(1000), 1000 + REFRESH));
     }
 
     #[test]

@@ -152,7 +152,7 @@ pub enum Update {
     InsertFirst,
     /// The stored attempt expired: start over with this one as the first.
     Restart,
-    /// Count an early retry.
+    /// Mark the first early retry.
     RecordRetry,
     /// Mark passed (first time) or refresh `last_seen`.
     RecordPass,
@@ -188,7 +188,10 @@ pub fn decide(now: i64, facts: &StoredFacts, policy: &Policy) -> (Verdict, Updat
         Some(e) if !expired(now, e, policy) => match e.passed_at {
             Some(passed_at) => (Verdict::Known { delayed: passed_at - e.first_seen }, Update::RecordPass),
             None if now - e.first_seen < policy.delay => {
-                (Verdict::TooEarly { seconds_left: policy.delay - (now - e.first_seen) }, Update::RecordRetry)
+                // Only the first early retry is written: it marks the triplet as retried (for
+                // `stats`); later ones would change nothing a decision reads.
+                let update = if e.attempts == 0 { Update::RecordRetry } else { Update::None };
+                (Verdict::TooEarly { seconds_left: policy.delay - (now - e.first_seen) }, update)
             }
             None => (Verdict::FirstPass { delayed: now - e.first_seen }, Update::RecordPass),
         },

@@ -20,7 +20,7 @@ use crate::cache::HotCache;
 use crate::config::{Config, render_reply, store_error_action};
 use crate::greylist::{self, Policy, RequestFacts, Skip, StoredFacts, Update, Verdict};
 use crate::pool::SpfPool;
-use crate::store::{Store, StoreError, StoreOptions, Triplet as Key};
+use crate::store::{Entry, Store, StoreError, StoreOptions, Triplet as Key};
 use crate::triplet::{NULL_SENDER, Normalizer, Triplet, sender_domain};
 use crate::whitelist::Whitelists;
 
@@ -167,28 +167,29 @@ impl Service {
         t: &Triplet,
         now: i64,
     ) -> Result<Decision, StoreError> {
-        let store = self.store.get().await?;
-        let key = Key { client_net: &t.client_net, sender: &t.sender, recipient: &t.recipient };
-        if let Some(hit) = self.cache.passed(t, now) {
-            if hit.refresh_due {
-                store.record_pass(&key, now).await?;
-            }
-            return Ok(self.answer(req, Verdict::Known { delayed: hit.delayed }, t));
-        }
         let client_key = client.to_string();
         if self.cache.client_whitelisted(&client_key, now) {
             return Ok(self.answer(req, Verdict::AwlClient, t));
         }
+        let store = self.store.get().await?;
+        let key = Key { client_net: &t.client_net, sender: &t.sender, recipient: &t.recipient };
         let domain = sender_domain(&req.sender);
-        let mut facts = StoredFacts::default();
-        if self.policy.awl_client_passes > 0 {
-            facts.client_passes = store.client_passes(&client_key).await?;
-        }
-        if self.config.greylist.auto_whitelist_domains && !domain.is_empty() {
-            facts.domain_whitelisted =
-                store.domain_whitelisted(&domain, &t.client_net, now, self.policy.max_age).await?;
-        }
-        facts.entry = store.get(&key).await?;
+        // A triplet this host has seen is decided from memory (see `cache`); otherwise one
+        // round trip reads the row and both auto-whitelists.
+        let cached = self.cache.entry(t);
+        let from_cache = cached.is_some();
+        let mut facts = match cached {
+            Some(entry) => StoredFacts { entry: Some(entry), ..StoredFacts::default() },
+            None => {
+                let found = store.lookup(&key, &client_key, &domain, now, self.policy.max_age).await?;
+                StoredFacts {
+                    entry: found.entry,
+                    client_passes: if self.policy.awl_client_passes > 0 { found.client_passes } else { 0 },
+                    domain_whitelisted: self.config.greylist.auto_whitelist_domains && found.domain_whitelisted,
+                    pool_partner: None,
+                }
+            }
+        };
         if let Some(pool) = &self.pool
             && t.sender != NULL_SENDER
             && greylist::needs_pool(now, facts.entry.as_ref(), &self.policy)
@@ -204,39 +205,62 @@ impl Service {
                 .await?;
             facts.pool_partner = pool.partner(&req.sender, client, &candidates).await;
         }
-        let (mut verdict, update) = greylist::decide(now, &facts, &self.policy);
+        let (mut verdict, mut update) = greylist::decide(now, &facts, &self.policy);
+        let mut entry = facts.entry.clone();
+        if update == Update::InsertFirst {
+            let stored = store.insert_first(&key, &client_key, now).await?;
+            update = Update::None;
+            if stored.first_seen != now {
+                // Another MX inserted the same triplet a moment earlier: decide on its row.
+                (verdict, update) =
+                    greylist::decide(now, &StoredFacts { entry: Some(stored.clone()), ..facts.clone() }, &self.policy);
+            }
+            entry = Some(stored);
+        }
+        let mut wrote_pass = false;
         match update {
-            Update::None => {
-                if verdict == Verdict::AwlClient {
-                    self.cache.remember_client(&client_key, now);
+            Update::None | Update::InsertFirst => {}
+            Update::Restart => {
+                store.restart(&key, &client_key, now).await?;
+                entry = Some(Entry::first(now, &client_key));
+            }
+            Update::RecordRetry => {
+                store.record_retry(&key, &client_key, now).await?;
+                if let Some(e) = &mut entry {
+                    e.attempts += 1;
+                    e.last_seen = now;
                 }
             }
-            Update::InsertFirst => {
-                // Another MX may have inserted the same triplet a moment earlier: decide again
-                // on the row that is stored now.
-                let stored = store.insert_first(&key, &client_key, now).await?;
-                if stored.first_seen != now {
-                    let (again, update) =
-                        greylist::decide(now, &StoredFacts { entry: Some(stored), ..facts.clone() }, &self.policy);
-                    verdict = again;
-                    self.apply_pass_or_retry(store, &key, update, &client_key, now).await?;
+            Update::RecordPass => {
+                let first_pass = entry.as_ref().is_some_and(|e| e.passed_at.is_none());
+                let due = !from_cache || entry.as_ref().is_none_or(|e| HotCache::refresh_due(e, now));
+                if first_pass || due {
+                    store.record_pass(&key, now).await?;
+                    wrote_pass = true;
+                    if let Some(e) = &mut entry {
+                        e.passed_at.get_or_insert(now);
+                        e.last_seen = now;
+                    }
                 }
-            }
-            Update::Restart => store.restart(&key, &client_key, now).await?,
-            Update::RecordRetry | Update::RecordPass => {
-                self.apply_pass_or_retry(store, &key, update, &client_key, now).await?;
             }
             Update::InsertPassed => {
                 store.insert_first(&key, &client_key, now).await?;
                 store.record_pass(&key, now).await?;
+                wrote_pass = true;
+                entry = Some(Entry { passed_at: Some(now), ..Entry::first(now, &client_key) });
             }
         }
-        if verdict.passes() && !matches!(verdict, Verdict::AwlClient | Verdict::AwlDomain) {
-            let delayed = match verdict {
-                Verdict::FirstPass { delayed } | Verdict::Known { delayed } | Verdict::PoolPass { delayed } => delayed,
-                _ => 0,
-            };
-            self.cache.remember_pass(t, delayed, now);
+        if verdict == Verdict::AwlClient {
+            self.cache.remember_client(&client_key, now);
+        }
+        if let Some(e) = entry
+            && !matches!(verdict, Verdict::AwlClient | Verdict::AwlDomain)
+        {
+            self.cache.remember(t, e);
+        }
+        // Auto-whitelist bookkeeping rides on the pass writes: the first pass, then at most
+        // hourly, which is also the client auto-whitelist's counting interval.
+        if wrote_pass {
             if self.policy.awl_client_passes > 0
                 && store.count_client_pass(&client_key, now, 3600).await? >= self.policy.awl_client_passes
             {
@@ -247,21 +271,6 @@ impl Service {
             }
         }
         Ok(self.answer(req, verdict, t))
-    }
-
-    async fn apply_pass_or_retry(
-        &self,
-        store: &Store,
-        key: &Key<'_>,
-        update: Update,
-        client: &str,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        match update {
-            Update::RecordRetry => store.record_retry(key, client, now).await,
-            Update::RecordPass => store.record_pass(key, now).await,
-            _ => Ok(()),
-        }
     }
 
     fn answer(&self, req: &PolicyRequest, verdict: Verdict, t: &Triplet) -> Decision {

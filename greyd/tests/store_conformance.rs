@@ -167,6 +167,7 @@ conformance!(
     keys_match_exactly,
     record_retry_keeps_first_seen,
     restart_starts_over,
+    lookup_reads_everything_in_one_query,
     record_pass_sets_passed_at_once,
     pool_candidates_filter,
     count_client_pass_once_per_interval,
@@ -246,6 +247,26 @@ async fn record_retry_keeps_first_seen(db: TestDb) {
     assert_eq!(store.get(&unknown).await.unwrap(), None);
 }
 
+async fn lookup_reads_everything_in_one_query(db: TestDb) {
+    let store = db.open().await;
+    let empty = store.lookup(&T1, "192.0.2.1", "example.org", 1000, 100).await.unwrap();
+    assert_eq!(empty, greyd::store::Lookup::default(), "nothing stored");
+    let entry = store.insert_first(&T1, "192.0.2.1", 1000).await.unwrap();
+    store.count_client_pass("192.0.2.1", 1000, 3600).await.unwrap();
+    store.count_client_pass("192.0.2.1", 9000, 3600).await.unwrap();
+    store.note_domain_pass("example.org", T1.client_net, "a@example.org", 1000).await.unwrap();
+    store.note_domain_pass("example.org", T1.client_net, "b@example.org", 1000).await.unwrap();
+    let found = store.lookup(&T1, "192.0.2.1", "example.org", 1050, 100).await.unwrap();
+    assert_eq!(found.entry, Some(entry));
+    assert_eq!(found.client_passes, 2);
+    assert!(found.domain_whitelisted);
+    // Promotion older than max_age does not count; another client has no passes.
+    let later = store.lookup(&T1, "192.0.2.99", "example.org", 5000, 100).await.unwrap();
+    assert!(!later.domain_whitelisted);
+    assert_eq!(later.client_passes, 0);
+    assert!(later.entry.is_some());
+}
+
 async fn restart_starts_over(db: TestDb) {
     let store = db.open().await;
     store.insert_first(&T1, "192.0.2.1", 1000).await.unwrap();
@@ -255,6 +276,10 @@ async fn restart_starts_over(db: TestDb) {
     let expected =
         Entry { first_seen: 9000, last_seen: 9000, passed_at: None, attempts: 0, client_address: "192.0.2.9".into() };
     assert_eq!(store.get(&T1).await.unwrap(), Some(expected));
+    // A row that expiry deleted meanwhile is inserted again.
+    let gone = t("203.0.113.0/24", "x@example.org", "y@example.net");
+    store.restart(&gone, "203.0.113.5", 9100).await.unwrap();
+    assert_eq!(store.get(&gone).await.unwrap().map(|e| e.first_seen), Some(9100));
 }
 
 async fn record_pass_sets_passed_at_once(db: TestDb) {

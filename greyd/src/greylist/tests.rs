@@ -5,8 +5,14 @@ use super::*;
 const POLICY: Policy = Policy { delay: 300, retry_window: 2 * 86_400, max_age: 35 * 86_400, awl_client_passes: 5 };
 const T0: i64 = 1_800_000_000;
 
+/// An entry that has been retried once already.
 fn entry(first_seen: i64, last_seen: i64, passed_at: Option<i64>) -> Entry {
     Entry { first_seen, last_seen, passed_at, attempts: 1, client_address: "192.0.2.1".into() }
+}
+
+/// A first attempt nobody has retried yet.
+fn fresh(first_seen: i64) -> Entry {
+    Entry { attempts: 0, ..entry(first_seen, first_seen, None) }
 }
 
 fn stored(entry: Option<Entry>) -> StoredFacts {
@@ -18,18 +24,25 @@ fn phase_two_table() {
     let cases: Vec<(&str, i64, StoredFacts, Verdict, Update)> = vec![
         ("first attempt", T0, stored(None), Verdict::New, Update::InsertFirst),
         (
-            "early retry after 60 s",
+            "first early retry after 60 s is recorded",
             T0 + 60,
-            stored(Some(entry(T0, T0, None))),
+            stored(Some(fresh(T0))),
             Verdict::TooEarly { seconds_left: 240 },
             Update::RecordRetry,
+        ),
+        (
+            "later early retries write nothing",
+            T0 + 120,
+            stored(Some(entry(T0, T0 + 60, None))),
+            Verdict::TooEarly { seconds_left: 180 },
+            Update::None,
         ),
         (
             "retry 1 s before the delay",
             T0 + 299,
             stored(Some(entry(T0, T0 + 60, None))),
             Verdict::TooEarly { seconds_left: 1 },
-            Update::RecordRetry,
+            Update::None,
         ),
         (
             "retry exactly at the delay passes",
@@ -134,7 +147,7 @@ fn phase_two_table() {
             T0 + 100,
             StoredFacts { pool_partner: Some(T0 - 5000), ..stored(Some(entry(T0, T0, None))) },
             Verdict::TooEarly { seconds_left: 200 },
-            Update::RecordRetry,
+            Update::None,
         ),
     ];
     for (label, now, facts, verdict, update) in cases {

@@ -160,8 +160,10 @@ pub(super) async fn open_pool(target: &Target, options: &StoreOptions) -> Result
         .max_connections(options.max_connections.max(1))
         .acquire_timeout(options.connect_timeout)
         .idle_timeout(IDLE_TIMEOUT)
-        // The default test_before_acquire stays on: a connection that died while idle (server
-        // restarted) is replaced before use, so the first request after an outage succeeds.
+        // For a server, each connection is tested before use: one that died while idle (server
+        // restarted) is replaced, so the first request after an outage succeeds. A SQLite file
+        // cannot go away under an open connection, and the test would double every operation.
+        .test_before_acquire(backend != Backend::Sqlite)
         .after_connect(move |conn, _meta| Box::pin(configure_session(conn, backend, op_timeout)));
     match tokio::time::timeout(options.connect_timeout, pool_options.connect_with(connect_options)).await {
         Ok(Ok(pool)) => Ok(pool),
@@ -186,6 +188,8 @@ async fn configure_session(
             // WAL + NORMAL: a commit is in the WAL before the call returns, so it survives the
             // process being killed (not necessarily a power loss), without an fsync per commit.
             sqlx::raw_sql("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+            // Checkpoints run beside the writer (see `writer::checkpoint`), not inside commits.
+            sqlx::raw_sql("PRAGMA wal_autocheckpoint = 0").execute(&mut *conn).await?;
             // Wait for the writer lock for half the operation's time: SQLite then gives up by
             // itself ("database is locked") before the client stops waiting, so a write that
             // timed out is not applied later behind the caller's back.

@@ -11,7 +11,7 @@ use super::Backend;
 
 /// A store operation failed. What to answer (fail open with `DUNNO`, or `DEFER_IF_PERMIT`) is
 /// the caller's decision; [`StoreError::is_temporary`] says whether a retry can succeed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The database cannot be reached or cannot do the work now: connection refused or lost,
     /// server shutting down, locked, disk full, no free connection. Temporary: the pool

@@ -26,6 +26,7 @@ mod connect;
 mod error;
 mod maintenance;
 mod sql;
+mod writer;
 
 use std::fmt;
 use std::future::Future;
@@ -40,6 +41,7 @@ pub use maintenance::{DumpRow, Stats};
 use connect::Target;
 use error::Redactor;
 use sql::Sql;
+use writer::{WriteOp, WriteOutcome, Writer, apply};
 
 /// The database behind a [`Store`], chosen by the URL scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +107,30 @@ pub struct Entry {
 
 type EntryRow = (i64, i64, Option<i64>, i64, String);
 
+/// The columns of [`Sql::lookup`]: a LEFT JOIN, so every greylist column may be NULL.
+type LookupRow = (Option<i64>, Option<i64>, Option<i64>, Option<i64>, Option<String>, Option<i64>, Option<i64>);
+
+/// What [`Store::lookup`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lookup {
+    pub entry: Option<Entry>,
+    pub client_passes: i64,
+    pub domain_whitelisted: bool,
+}
+
+impl Entry {
+    /// A first attempt made `now` from `client_address`, as `insert_first` stores it.
+    pub fn first(now: i64, client_address: &str) -> Entry {
+        Entry {
+            first_seen: now,
+            last_seen: now,
+            passed_at: None,
+            attempts: 0,
+            client_address: client_address.to_owned(),
+        }
+    }
+}
+
 impl From<EntryRow> for Entry {
     fn from((first_seen, last_seen, passed_at, attempts, client_address): EntryRow) -> Entry {
         Entry { first_seen, last_seen, passed_at, attempts, client_address }
@@ -115,6 +141,8 @@ impl From<EntryRow> for Entry {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// SQLite only: the task that owns writing (see `writer`).
+    writer: Option<Writer>,
     backend: Backend,
     sql: &'static Sql,
     op_timeout: Duration,
@@ -148,16 +176,20 @@ impl Store {
         let opening: std::pin::Pin<Box<dyn Future<Output = Result<sqlx::AnyPool, StoreError>> + Send + '_>> =
             Box::pin(connect::open_pool(&target, options));
         let pool = opening.await?;
+        let sql = match target.backend {
+            Backend::Sqlite => &sql::SQLITE,
+            Backend::Postgres => &sql::POSTGRES,
+            Backend::MySql => &sql::MYSQL,
+        };
+        let redactor = Arc::new(target.redactor());
+        let writer = (target.backend == Backend::Sqlite).then(|| Writer::spawn(pool.clone(), sql, redactor.clone()));
         Ok(Store {
             pool,
+            writer,
             backend: target.backend,
-            sql: match target.backend {
-                Backend::Sqlite => &sql::SQLITE,
-                Backend::Postgres => &sql::POSTGRES,
-                Backend::MySql => &sql::MYSQL,
-            },
+            sql,
             op_timeout: options.op_timeout,
-            redactor: Arc::new(target.redactor()),
+            redactor,
             display_url: target.display.into(),
         })
     }
@@ -186,65 +218,63 @@ impl Store {
         self.run(Box::pin(fetch_entry(&self.pool, self.sql, t))).await
     }
 
+    /// Everything the request path reads, in one round trip: the triplet's row, the client's
+    /// counted passes (client auto-whitelist), and whether the sender domain is promoted for
+    /// the client network and seen within `max_age` (domain auto-whitelist).
+    pub async fn lookup(
+        &self,
+        t: &Triplet<'_>,
+        client: &str,
+        domain: &str,
+        now: i64,
+        max_age: i64,
+    ) -> Result<Lookup, StoreError> {
+        let query = sqlx::query_as::<_, LookupRow>(self.sql.lookup)
+            .bind(client)
+            .bind(domain)
+            .bind(t.client_net)
+            .bind(now.saturating_sub(max_age))
+            .bind(t.client_net)
+            .bind(t.sender)
+            .bind(t.recipient);
+        let (first_seen, last_seen, passed_at, attempts, client_address, passes, promoted) =
+            self.run(Box::pin(query.fetch_one(&self.pool))).await?;
+        let entry = match (first_seen, last_seen, attempts, client_address) {
+            (Some(first_seen), Some(last_seen), Some(attempts), Some(client_address)) => {
+                Some(Entry { first_seen, last_seen, passed_at, attempts, client_address })
+            }
+            _ => None,
+        };
+        Ok(Lookup { entry, client_passes: passes.unwrap_or(0), domain_whitelisted: promoted.is_some() })
+    }
+
     /// First attempt. Inserts unless a row exists (another MX may have inserted first: keep its
     /// row); returns the stored row either way.
     pub async fn insert_first(&self, t: &Triplet<'_>, client_address: &str, now: i64) -> Result<Entry, StoreError> {
-        let entry = self
-            .run(Box::pin(async {
-                let mut conn = self.pool.acquire().await?;
-                // Two rounds: should the row we ran into be purged before we read it, insert again.
-                for _ in 0..2 {
-                    sqlx::query(self.sql.insert_first)
-                        .bind(t.client_net)
-                        .bind(t.sender)
-                        .bind(t.recipient)
-                        .bind(now)
-                        .bind(now)
-                        .bind(client_address)
-                        .execute(&mut *conn)
-                        .await?;
-                    if let Some(entry) = fetch_entry(&mut *conn, self.sql, t).await? {
-                        return Ok(Some(entry));
-                    }
-                }
-                Ok(None)
-            }))
-            .await?;
-        entry.ok_or_else(|| StoreError::Unavailable("greylist row deleted while being inserted".into()))
+        let op = WriteOp::InsertFirst { key: t.into(), client_address: client_address.into(), now };
+        match self.write(op).await? {
+            WriteOutcome::Entry(Some(entry)) => Ok(entry),
+            _ => Err(StoreError::Unavailable("greylist row deleted while being inserted".into())),
+        }
     }
 
     /// Retry before the delay: attempts += 1, last_seen = now, the client address updated,
     /// first_seen unchanged. A triplet that is not stored (purged meanwhile) is left alone.
     pub async fn record_retry(&self, t: &Triplet<'_>, client_address: &str, now: i64) -> Result<(), StoreError> {
-        let query = sqlx::query(self.sql.record_retry)
-            .bind(now)
-            .bind(client_address)
-            .bind(t.client_net)
-            .bind(t.sender)
-            .bind(t.recipient);
-        self.run(Box::pin(query.execute(&self.pool))).await.map(drop)
+        self.write(WriteOp::RecordRetry { key: t.into(), client_address: client_address.into(), now }).await.map(drop)
     }
 
     /// An expired row (never retried within the window, or passed and unseen for max_age)
     /// starts over: this attempt becomes the first. A row purged meanwhile is left alone; the
     /// next attempt inserts it again.
     pub async fn restart(&self, t: &Triplet<'_>, client_address: &str, now: i64) -> Result<(), StoreError> {
-        let query = sqlx::query(self.sql.restart)
-            .bind(now)
-            .bind(now)
-            .bind(client_address)
-            .bind(t.client_net)
-            .bind(t.sender)
-            .bind(t.recipient);
-        self.run(Box::pin(query.execute(&self.pool))).await.map(drop)
+        self.write(WriteOp::Restart { key: t.into(), client_address: client_address.into(), now }).await.map(drop)
     }
 
     /// Pass: passed_at = COALESCE(passed_at, now), last_seen = now. A triplet that is not
     /// stored is left alone.
     pub async fn record_pass(&self, t: &Triplet<'_>, now: i64) -> Result<(), StoreError> {
-        let query =
-            sqlx::query(self.sql.record_pass).bind(now).bind(now).bind(t.client_net).bind(t.sender).bind(t.recipient);
-        self.run(Box::pin(query.execute(&self.pool))).await.map(drop)
+        self.write(WriteOp::RecordPass { key: t.into(), now }).await.map(drop)
     }
 
     /// Sender pools: rows with the same sender and recipient but another client_net,
@@ -269,24 +299,10 @@ impl Store {
     /// Client auto-whitelist (postgrey style): counts one pass for `client` unless one was
     /// counted less than `min_interval` seconds ago; returns the count after the call.
     pub async fn count_client_pass(&self, client: &str, now: i64, min_interval: i64) -> Result<i64, StoreError> {
-        let cutoff = now.saturating_sub(min_interval);
-        self.run(Box::pin(async {
-            let mut conn = self.pool.acquire().await?;
-            sqlx::query(self.sql.count_client_pass)
-                .bind(client)
-                .bind(now)
-                .bind(now)
-                .bind(cutoff)
-                .bind(cutoff)
-                .bind(now)
-                .bind(now)
-                .execute(&mut *conn)
-                .await?;
-            let passes: Option<i64> =
-                sqlx::query_scalar(self.sql.client_passes).bind(client).fetch_optional(&mut *conn).await?;
-            Ok(passes.unwrap_or(0))
-        }))
-        .await
+        match self.write(WriteOp::CountClientPass { client: client.into(), now, min_interval }).await? {
+            WriteOutcome::Count(n) => Ok(n),
+            _ => Ok(0),
+        }
     }
 
     /// The client's pass count; 0 if unknown. Refreshes nothing.
@@ -306,20 +322,16 @@ impl Store {
         sender: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        self.run(Box::pin(async {
-            let mut conn = self.pool.acquire().await?;
-            sqlx::query(self.sql.note_domain_pass)
-                .bind(domain)
-                .bind(client_net)
-                .bind(sender)
-                .bind(now)
-                .execute(&mut *conn)
-                .await?;
-            let state: Option<(Option<i64>, i64)> =
-                sqlx::query_as(self.sql.domain_state).bind(domain).bind(client_net).fetch_optional(&mut *conn).await?;
-            Ok(matches!(state, Some((Some(_), _))))
-        }))
-        .await
+        let op = WriteOp::NoteDomainPass {
+            domain: domain.into(),
+            client_net: client_net.into(),
+            sender: sender.into(),
+            now,
+        };
+        match self.write(op).await? {
+            WriteOutcome::Flag(promoted) => Ok(promoted),
+            _ => Ok(false),
+        }
     }
 
     /// Whether the (domain, client_net) pair is promoted and not expired, i.e. seen within the
@@ -334,6 +346,24 @@ impl Store {
         let query = sqlx::query_as::<Any, (Option<i64>, i64)>(self.sql.domain_state).bind(domain).bind(client_net);
         let state = self.run(Box::pin(query.fetch_optional(&self.pool))).await?;
         Ok(matches!(state, Some((Some(_), last_seen)) if last_seen >= now.saturating_sub(max_age)))
+    }
+
+    /// Applies one change: through SQLite's writer task, or straight on the pool.
+    async fn write(&self, op: WriteOp) -> Result<WriteOutcome, StoreError> {
+        match &self.writer {
+            Some(writer) => match tokio::time::timeout(self.op_timeout, writer.write(op)).await {
+                Ok(result) => result,
+                Err(_) => Err(StoreError::Timeout),
+            },
+            None => {
+                let (sql, backend) = (self.sql, self.backend);
+                self.run(Box::pin(async move {
+                    let mut conn = self.pool.acquire().await?;
+                    apply(&mut conn, sql, backend, &op).await
+                }))
+                .await
+            }
+        }
     }
 
     /// Runs one operation under `op_timeout` and maps its error.

@@ -14,6 +14,11 @@
 pub(super) struct Sql {
     /// Binds: client_net, sender, recipient.
     pub get: &'static str,
+    /// Everything the request path reads, in one round trip: the triplet's row (NULLs when
+    /// absent), the client's counted passes and the domain's promotion. Binds, in this order
+    /// on every backend: client, domain, client_net, domain_cutoff, client_net, sender,
+    /// recipient.
+    pub lookup: &'static str,
     /// Inserts unless the triplet exists. Binds: client_net, sender, recipient, first_seen,
     /// last_seen, client_address.
     pub insert_first: &'static str,
@@ -21,8 +26,9 @@ pub(super) struct Sql {
     pub record_retry: &'static str,
     /// Binds: now (passed_at if unset), now (last_seen), client_net, sender, recipient.
     pub record_pass: &'static str,
-    /// Starts an expired row over as a new first attempt. Binds: now (first_seen), now
-    /// (last_seen), client_address, client_net, sender, recipient.
+    /// Starts an expired row over as a new first attempt, or inserts it again if expiry
+    /// deleted it meanwhile. Binds: client_net, sender, recipient, now (first_seen), now
+    /// (last_seen), client_address.
     pub restart: &'static str,
     /// Binds: sender, recipient, exclude_net, seen_before, limit.
     pub pool_candidates: &'static str,
@@ -58,11 +64,19 @@ const INSERT_FIRST: &str = "INSERT INTO greylist \
      VALUES ($1, $2, $3, $4, $5, NULL, 0, $6) \
      ON CONFLICT (client_net, sender, recipient) DO NOTHING";
 
+const LOOKUP: &str = "SELECT g.first_seen, g.last_seen, g.passed_at, g.attempts, g.client_address, \
+     (SELECT passes FROM awl_client WHERE client = $1), \
+     (SELECT promoted_at FROM awl_domain WHERE domain = $2 AND client_net = $3 AND last_seen >= $4) \
+     FROM (SELECT 1 AS one) o LEFT JOIN greylist g ON g.client_net = $5 AND g.sender = $6 AND g.recipient = $7";
+
 const RECORD_RETRY: &str = "UPDATE greylist SET attempts = attempts + 1, last_seen = $1, client_address = $2 \
      WHERE client_net = $3 AND sender = $4 AND recipient = $5";
 
-const RESTART: &str = "UPDATE greylist SET first_seen = $1, last_seen = $2, passed_at = NULL, attempts = 0, \
-     client_address = $3 WHERE client_net = $4 AND sender = $5 AND recipient = $6";
+const RESTART: &str = "INSERT INTO greylist \
+     (client_net, sender, recipient, first_seen, last_seen, passed_at, attempts, client_address) \
+     VALUES ($1, $2, $3, $4, $5, NULL, 0, $6) \
+     ON CONFLICT (client_net, sender, recipient) DO UPDATE SET first_seen = excluded.first_seen, \
+     last_seen = excluded.last_seen, passed_at = NULL, attempts = 0, client_address = excluded.client_address";
 
 const RECORD_PASS: &str = "UPDATE greylist SET passed_at = COALESCE(passed_at, $1), last_seen = $2 \
      WHERE client_net = $3 AND sender = $4 AND recipient = $5";
@@ -112,6 +126,7 @@ const DUMP: &str = "SELECT client_net, sender, recipient, first_seen, last_seen,
 pub(super) static SQLITE: Sql = Sql {
     get: GET,
     insert_first: INSERT_FIRST,
+    lookup: LOOKUP,
     record_retry: RECORD_RETRY,
     record_pass: RECORD_PASS,
     restart: RESTART,
@@ -139,6 +154,7 @@ pub(super) static SQLITE: Sql = Sql {
 pub(super) static POSTGRES: Sql = Sql {
     get: GET,
     insert_first: INSERT_FIRST,
+    lookup: LOOKUP,
     record_retry: RECORD_RETRY,
     record_pass: RECORD_PASS,
     restart: RESTART,
@@ -173,12 +189,19 @@ pub(super) static MYSQL: Sql = Sql {
          (client_net, sender, recipient, first_seen, last_seen, passed_at, attempts, client_address) \
          VALUES (?, ?, ?, ?, ?, NULL, 0, ?) \
          ON DUPLICATE KEY UPDATE client_net = client_net",
+    lookup: "SELECT g.first_seen, g.last_seen, g.passed_at, g.attempts, g.client_address, \
+         (SELECT passes FROM awl_client WHERE client = ?), \
+         (SELECT promoted_at FROM awl_domain WHERE domain = ? AND client_net = ? AND last_seen >= ?) \
+         FROM (SELECT 1 AS one) o LEFT JOIN greylist g ON g.client_net = ? AND g.sender = ? AND g.recipient = ?",
     record_retry: "UPDATE greylist SET attempts = attempts + 1, last_seen = ?, client_address = ? \
          WHERE client_net = ? AND sender = ? AND recipient = ?",
     record_pass: "UPDATE greylist SET passed_at = COALESCE(passed_at, ?), last_seen = ? \
          WHERE client_net = ? AND sender = ? AND recipient = ?",
-    restart: "UPDATE greylist SET first_seen = ?, last_seen = ?, passed_at = NULL, attempts = 0, \
-         client_address = ? WHERE client_net = ? AND sender = ? AND recipient = ?",
+    restart: "INSERT INTO greylist \
+         (client_net, sender, recipient, first_seen, last_seen, passed_at, attempts, client_address) \
+         VALUES (?, ?, ?, ?, ?, NULL, 0, ?) \
+         ON DUPLICATE KEY UPDATE first_seen = VALUES(first_seen), last_seen = VALUES(last_seen), \
+         passed_at = NULL, attempts = 0, client_address = VALUES(client_address)",
     pool_candidates: "SELECT client_address, first_seen FROM greylist \
          WHERE sender = ? AND recipient = ? AND client_net <> ? AND first_seen <= ? \
          ORDER BY first_seen DESC, client_net LIMIT ?",
