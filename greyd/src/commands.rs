@@ -66,7 +66,12 @@ fn run(cmd: &str, args: &[String]) -> Result<ExitCode, String> {
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     runtime.block_on(async {
-        let options = StoreOptions { max_connections: 1, ..StoreOptions::default() };
+        // Reports read whole tables: give them minutes, not the request path's seconds.
+        let options = StoreOptions {
+            max_connections: 1,
+            op_timeout: std::time::Duration::from_secs(600),
+            ..StoreOptions::default()
+        };
         let store = Store::open(&config.store.effective_url(), &options).await.map_err(|e| e.to_string())?;
         let result = if cmd == "stats" { stats(&store, o.json).await } else { dump(&store).await };
         store.close().await;

@@ -507,6 +507,22 @@ async fn sqlite_file_survives_reopen() {
     assert_eq!(mode, "wal");
 }
 
+/// Regression: with checkpoints moved out of commits, the WAL once grew to 15 GB for a
+/// million single inserts. SQLite's own checkpointing must keep it near its 1000-page mark.
+#[tokio::test]
+async fn sqlite_wal_stays_bounded_under_single_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&sqlite_url(&dir), &test_options()).await.unwrap();
+    for i in 0..6000 {
+        let sender = format!("s{i}@example.org");
+        let key = t("192.0.2.0/24", &sender, "r@example.net");
+        store.insert_first(&key, "192.0.2.1", 1000).await.unwrap();
+    }
+    let wal = dir.path().join("greyd.db-wal");
+    let size = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    assert!(size < 16 << 20, "WAL is {size} bytes after 6000 commits");
+}
+
 const SIGKILL_CHILD_ENV: &str = "POSTWARD_TEST_SIGKILL_DB";
 
 /// Runs in a child process of `sqlite_survives_sigkill`: answers first-seen entries until killed.

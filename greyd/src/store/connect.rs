@@ -188,8 +188,9 @@ async fn configure_session(
             // WAL + NORMAL: a commit is in the WAL before the call returns, so it survives the
             // process being killed (not necessarily a power loss), without an fsync per commit.
             sqlx::raw_sql("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
-            // Checkpoints run beside the writer (see `writer::checkpoint`), not inside commits.
-            sqlx::raw_sql("PRAGMA wal_autocheckpoint = 0").execute(&mut *conn).await?;
+            // After a checkpoint, cut the WAL file back to 64 MiB at most: its high-water mark
+            // otherwise stays on disk for good.
+            sqlx::raw_sql("PRAGMA journal_size_limit = 67108864").execute(&mut *conn).await?;
             // Wait for the writer lock for half the operation's time: SQLite then gives up by
             // itself ("database is locked") before the client stops waiting, so a write that
             // timed out is not applied later behind the caller's back.

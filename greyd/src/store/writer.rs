@@ -7,6 +7,10 @@
 //! queued at that moment (up to [`MAX_BATCH`]), applies them in one transaction and answers each
 //! caller only after the commit. The commit lands in the WAL before anyone is answered, so an
 //! answered first attempt survives the process being killed, as it does without batching.
+//!
+//! Checkpoints stay SQLite's own (every 1000 WAL pages, inside a commit). Moving them to a
+//! background task with PASSIVE checkpoints was tried and measured: under continuous writes
+//! the WAL was never reset and grew to 15 GB for a million inserts.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -181,7 +185,6 @@ pub(super) struct Writer {
 impl Writer {
     pub(super) fn spawn(pool: AnyPool, sql: &'static Sql, redactor: std::sync::Arc<Redactor>) -> Writer {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(checkpoint(pool.clone(), tx.downgrade()));
         tokio::spawn(run(pool, sql, redactor, rx));
         Writer { tx }
     }
@@ -217,27 +220,6 @@ async fn run(pool: AnyPool, sql: &'static Sql, redactor: std::sync::Arc<Redactor
                     let _ = job.reply.send(Err(err.clone()));
                 }
             }
-        }
-    }
-}
-
-/// Copies the WAL back into the database file every second, beside the writer rather than in
-/// its way: connections run with `wal_autocheckpoint = 0`, so no commit pays for a checkpoint,
-/// and a PASSIVE checkpoint never waits for the writer. Ends with the writer.
-async fn checkpoint(pool: AnyPool, writer: mpsc::WeakSender<Job>) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        if writer.upgrade().is_none() {
-            break;
-        }
-        let run: Boxed<'_, ()> = Box::pin(async {
-            sqlx::raw_sql("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await?;
-            Ok(())
-        });
-        if let Err(e) = run.await {
-            tracing::debug!("WAL checkpoint: {e}");
         }
     }
 }
