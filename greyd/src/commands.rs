@@ -81,8 +81,7 @@ fn run(cmd: &str, args: &[String]) -> Result<ExitCode, String> {
 
 fn check(config: &Config, query: &str) -> Result<ExitCode, String> {
     let wl = &config.whitelist;
-    let lists =
-        Whitelists::load(&wl.clients, &wl.recipients, &wl.senders, wl.builtin_clients).map_err(|e| e.to_string())?;
+    let lists = Whitelists::load(&wl.clients, &wl.recipients, &wl.senders, wl.builtins()).map_err(|e| e.to_string())?;
     let matches = lists.check(query);
     if matches.is_empty() {
         println!("{query}: no whitelist entry matches");

@@ -137,11 +137,25 @@ pub struct WhitelistConfig {
     pub senders: Vec<PathBuf>,
     /// Use the built-in list of big senders that retry from address pools.
     pub builtin_clients: bool,
+    /// Never greylist `postmaster@` and `abuse@` (RFC 2142 role addresses) of any domain.
+    pub builtin_recipients: bool,
+}
+
+impl WhitelistConfig {
+    pub fn builtins(&self) -> crate::whitelist::Builtins {
+        crate::whitelist::Builtins { clients: self.builtin_clients, recipients: self.builtin_recipients }
+    }
 }
 
 impl Default for WhitelistConfig {
     fn default() -> Self {
-        WhitelistConfig { clients: Vec::new(), recipients: Vec::new(), senders: Vec::new(), builtin_clients: true }
+        WhitelistConfig {
+            clients: Vec::new(),
+            recipients: Vec::new(),
+            senders: Vec::new(),
+            builtin_clients: true,
+            builtin_recipients: true,
+        }
     }
 }
 

@@ -58,7 +58,7 @@ impl Service {
         };
         let wl = config.whitelist.clone();
         let whitelists = tokio::task::spawn_blocking(move || {
-            Whitelists::load(&wl.clients, &wl.recipients, &wl.senders, wl.builtin_clients)
+            Whitelists::load(&wl.clients, &wl.recipients, &wl.senders, wl.builtins())
         })
         .await??;
         let options = StoreOptions {

@@ -7,7 +7,7 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use greyd::whitelist::{BUILTIN, Match, Origin, WhitelistError, Whitelists};
+use greyd::whitelist::{BUILTIN, Builtins, Match, Origin, WhitelistError, Whitelists};
 
 /// A temporary directory with whitelist files in it.
 struct Files {
@@ -66,7 +66,8 @@ fn load_own(files: &Files) -> (Whitelists, PathBuf, PathBuf, PathBuf) {
     let r = files.write("recipients", RECIPIENTS);
     let s = files.write("senders", SENDERS);
     let w =
-        Whitelists::load(std::slice::from_ref(&c), std::slice::from_ref(&r), std::slice::from_ref(&s), false).unwrap();
+        Whitelists::load(std::slice::from_ref(&c), std::slice::from_ref(&r), std::slice::from_ref(&s), Builtins::NONE)
+            .unwrap();
     (w, c, r, s)
 }
 
@@ -144,10 +145,10 @@ fn check_names_entry_and_origin() {
 fn reload_sees_the_new_file() {
     let files = Files::new();
     let c = files.write("clients", "example.org\n");
-    let w = Whitelists::load(std::slice::from_ref(&c), &[], &[], false).unwrap();
+    let w = Whitelists::load(std::slice::from_ref(&c), &[], &[], Builtins::NONE).unwrap();
     assert!(w.client(ip("192.0.2.1"), "mx.example.net").is_none());
     files.write("clients", "example.org\nexample.net\n");
-    let w = Whitelists::load(std::slice::from_ref(&c), &[], &[], false).unwrap();
+    let w = Whitelists::load(std::slice::from_ref(&c), &[], &[], Builtins::NONE).unwrap();
     assert_eq!(w.client(ip("192.0.2.1"), "mx.example.net").map(|o| o.line), Some(2));
 }
 
@@ -161,23 +162,23 @@ fn errors_name_file_line_and_entry() {
     let bad_recipient = files.write("bad-recipient", "postmaster@\nfoo bar@example.org\n");
     let missing = files.dir.path().join("missing");
 
-    let err = Whitelists::load(&[good.clone(), bad_regex.clone()], &[], &[], false).unwrap_err();
+    let err = Whitelists::load(&[good.clone(), bad_regex.clone()], &[], &[], Builtins::NONE).unwrap_err();
     assert!(matches!(&err, WhitelistError::Entry { line: 3, .. }), "{err:?}");
     assert_eq!(
         err.to_string(),
         format!("{}:3: invalid regex \"/^mx(\\\\d+\\\\.example\\\\.org$/\": unclosed group", bad_regex.display())
     );
 
-    let err = Whitelists::load(std::slice::from_ref(&bad_cidr), &[], &[], false).unwrap_err().to_string();
+    let err = Whitelists::load(std::slice::from_ref(&bad_cidr), &[], &[], Builtins::NONE).unwrap_err().to_string();
     assert!(err.starts_with(&format!("{}:3: invalid network \"10.0.0.0/33\"", bad_cidr.display())), "{err}");
 
-    let err = Whitelists::load(std::slice::from_ref(&bad_v6), &[], &[], false).unwrap_err().to_string();
+    let err = Whitelists::load(std::slice::from_ref(&bad_v6), &[], &[], Builtins::NONE).unwrap_err().to_string();
     assert!(err.starts_with(&format!("{}:1: invalid network \"2001:db8::zz/64\"", bad_v6.display())), "{err}");
 
-    let err = Whitelists::load(&[], std::slice::from_ref(&bad_recipient), &[], false).unwrap_err().to_string();
+    let err = Whitelists::load(&[], std::slice::from_ref(&bad_recipient), &[], Builtins::NONE).unwrap_err().to_string();
     assert!(err.starts_with(&format!("{}:2: invalid address \"foo bar@example.org\"", bad_recipient.display())));
 
-    let err = Whitelists::load(&[], &[], std::slice::from_ref(&missing), false).unwrap_err();
+    let err = Whitelists::load(&[], &[], std::slice::from_ref(&missing), Builtins::NONE).unwrap_err();
     assert!(matches!(&err, WhitelistError::Read { path, .. } if *path == missing), "{err:?}");
     assert!(err.to_string().starts_with(&format!("cannot read whitelist {:?}: ", missing)), "{err}");
 }
@@ -187,13 +188,13 @@ fn comment_cuts_a_regex_as_in_postgrey() {
     // postgrey strips from the first `#`, so this line is "/^a" and not a regex at all.
     let files = Files::new();
     let c = files.write("clients", "/^a#b/\n");
-    let err = Whitelists::load(std::slice::from_ref(&c), &[], &[], false).unwrap_err().to_string();
+    let err = Whitelists::load(std::slice::from_ref(&c), &[], &[], Builtins::NONE).unwrap_err().to_string();
     assert!(err.contains(":1: invalid network \"/^a\""), "{err}");
 }
 
 #[test]
 fn builtin_list_loads_and_matches_big_senders() {
-    let w = Whitelists::load(&[], &[], &[], true).unwrap();
+    let w = Whitelists::load(&[], &[], &[], Builtins::CLIENTS).unwrap();
     let (clients, recipients, senders) = w.len();
     assert!(clients >= 200, "{clients} built-in entries");
     assert_eq!((recipients, senders), (0, 0));
@@ -235,7 +236,7 @@ fn builtin_list_loads_and_matches_big_senders() {
 fn administrator_files_come_before_the_builtin_list() {
     let files = Files::new();
     let c = files.write("clients", "outlook.com\n");
-    let w = Whitelists::load(std::slice::from_ref(&c), &[], &[], true).unwrap();
+    let w = Whitelists::load(std::slice::from_ref(&c), &[], &[], Builtins::CLIENTS).unwrap();
     let name = "mail-db5eur01on2100.outbound.protection.outlook.com";
     let matches = w.check(name);
     assert!(matches.len() >= 3, "{matches:?}");
@@ -308,7 +309,7 @@ const POSTGREY_SAMPLES: &[&str] = &[
 #[test]
 fn postgrey_files_load_and_match() {
     let Some((c, r)) = postgrey_files() else { return };
-    let w = Whitelists::load(std::slice::from_ref(&c), std::slice::from_ref(&r), &[], false).unwrap();
+    let w = Whitelists::load(std::slice::from_ref(&c), std::slice::from_ref(&r), &[], Builtins::NONE).unwrap();
     let (clients, recipients, _) = w.len();
     assert!(clients > 100 && recipients >= 2, "{:?}", w.len());
 
@@ -341,7 +342,7 @@ fn postgrey_files_load_and_match() {
 fn builtin_list_covers_postgrey_names() {
     let Some((c, _)) = postgrey_files() else { return };
     let theirs = std::fs::read_to_string(&c).unwrap();
-    let ours = Whitelists::load(&[], &[], &[], true).unwrap();
+    let ours = Whitelists::load(&[], &[], &[], Builtins::CLIENTS).unwrap();
     let mut missing = Vec::new();
     for line in theirs.lines() {
         let entry = line.split('#').next().unwrap_or("").trim();
@@ -362,4 +363,17 @@ fn builtin_list_covers_postgrey_names() {
     assert!(missing.is_empty(), "built-in list misses postgrey's {missing:?}");
     // Mailchimp, the one network group of theirs that is still a live mail pool.
     assert!(ours.client(ip("198.2.184.198"), "unknown").is_some());
+}
+
+#[test]
+fn builtin_recipients_are_the_rfc_2142_role_addresses() {
+    let off = Whitelists::load(&[], &[], &[], Builtins::NONE).unwrap();
+    assert!(off.recipient("postmaster@example.org").is_none());
+    let on = Whitelists::load(&[], &[], &[], Builtins { clients: false, recipients: true }).unwrap();
+    for address in ["postmaster@example.org", "Abuse@Example.NET", "postmaster+x@example.org"] {
+        let origin = on.recipient(address).unwrap_or_else(|| panic!("{address} must be whitelisted"));
+        assert_eq!(origin.source, BUILTIN);
+    }
+    assert!(on.recipient("bob@example.org").is_none());
+    assert!(on.recipient("notpostmaster@example.org").is_none());
 }

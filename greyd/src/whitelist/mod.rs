@@ -37,6 +37,22 @@ use lookup::Visitor;
 /// administrator's files when `builtin_clients` is set.
 pub const BUILTIN_CLIENTS: &str = include_str!("../../whitelist/clients.default");
 
+/// The built-in recipient list: the role addresses RFC 2142 says must reach a person. Their
+/// mail is often about delivery trouble, and its senders rarely retry well.
+pub const BUILTIN_RECIPIENTS: &str = "# RFC 2142 role addresses\npostmaster@\nabuse@\n";
+
+/// Which built-in lists to add after the administrator's files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Builtins {
+    pub clients: bool,
+    pub recipients: bool,
+}
+
+impl Builtins {
+    pub const NONE: Builtins = Builtins { clients: false, recipients: false };
+    pub const CLIENTS: Builtins = Builtins { clients: true, recipients: false };
+}
+
 /// The `source` of entries from [`BUILTIN_CLIENTS`].
 pub const BUILTIN: &str = "built-in";
 
@@ -131,18 +147,21 @@ impl Whitelists {
         clients: &[PathBuf],
         recipients: &[PathBuf],
         senders: &[PathBuf],
-        builtin_clients: bool,
+        builtins: Builtins,
     ) -> Result<Whitelists, WhitelistError> {
         let mut client_list = ClientListBuilder::default();
         for path in clients {
             add_lines(&display(path), &read(path)?, parse::client_entry, |e, o| client_list.add(e, o))?;
         }
-        if builtin_clients {
+        if builtins.clients {
             add_lines(BUILTIN, BUILTIN_CLIENTS.as_bytes(), parse::client_entry, |e, o| client_list.add(e, o))?;
         }
         let mut recipient_list = AddressListBuilder::default();
         for path in recipients {
             add_lines(&display(path), &read(path)?, parse::address_entry, |e, o| recipient_list.add(e, o))?;
+        }
+        if builtins.recipients {
+            add_lines(BUILTIN, BUILTIN_RECIPIENTS.as_bytes(), parse::address_entry, |e, o| recipient_list.add(e, o))?;
         }
         let mut sender_list = AddressListBuilder::default();
         for path in senders {
