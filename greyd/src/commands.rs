@@ -94,7 +94,7 @@ fn check(config: &Config, query: &str) -> Result<ExitCode, String> {
 }
 
 async fn stats(store: &Store, json: bool) -> Result<ExitCode, String> {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let now = crate::service::unix_now();
     let s = store.stats(now).await.map_err(|e| e.to_string())?;
     if json {
         println!("{}", serde_json::to_string(&s).map_err(|e| e.to_string())?);

@@ -315,7 +315,8 @@ fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
-fn unix_now() -> i64 {
+/// Seconds since the epoch: the clock every greylist decision is made with.
+pub(crate) fn unix_now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, secs)
 }
 

@@ -52,6 +52,12 @@ pub(super) struct OwnedKey {
     pub recipient: String,
 }
 
+impl OwnedKey {
+    fn as_triplet(&self) -> Triplet<'_> {
+        Triplet { client_net: &self.client_net, sender: &self.sender, recipient: &self.recipient }
+    }
+}
+
 impl From<&Triplet<'_>> for OwnedKey {
     fn from(t: &Triplet<'_>) -> OwnedKey {
         OwnedKey { client_net: t.client_net.into(), sender: t.sender.into(), recipient: t.recipient.into() }
@@ -85,22 +91,10 @@ pub(super) fn apply<'a>(
                     // needs the stored row. Not on MySQL: sqlx connects with CLIENT_FOUND_ROWS,
                     // under which a duplicate left unchanged also reports one affected row.
                     if inserted.rows_affected() == 1 && backend != Backend::MySql {
-                        return Ok(WriteOutcome::Entry(Some(Entry {
-                            first_seen: *now,
-                            last_seen: *now,
-                            passed_at: None,
-                            attempts: 0,
-                            client_address: client_address.clone(),
-                        })));
+                        return Ok(WriteOutcome::Entry(Some(Entry::first(*now, client_address))));
                     }
-                    let row: Option<super::EntryRow> = sqlx::query_as(sql.get)
-                        .bind(&key.client_net)
-                        .bind(&key.sender)
-                        .bind(&key.recipient)
-                        .fetch_optional(&mut *conn)
-                        .await?;
-                    if let Some(row) = row {
-                        return Ok(WriteOutcome::Entry(Some(Entry::from(row))));
+                    if let Some(entry) = super::fetch_entry(&mut *conn, sql, &key.as_triplet()).await? {
+                        return Ok(WriteOutcome::Entry(Some(entry)));
                     }
                 }
                 Ok(WriteOutcome::Entry(None))
