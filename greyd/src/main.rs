@@ -2,6 +2,10 @@
 
 use std::process::ExitCode;
 
+/// mimalloc: see the workspace Cargo.toml (glibc's arena locks under tokio's work stealing).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let Some(code) = greyd::commands::dispatch(&args) {

@@ -1,55 +1,147 @@
-//! postward-policyd: SPF and DNS list checks (pypolicyd-spf / policyd-weight replacement), speaking the Postfix SMTP access policy delegation protocol.
+//! postward-policyd: SPF checks (a pypolicyd-spf / postfix-policyd-spf-perl replacement)
+//! speaking the Postfix SMTP access policy delegation protocol, shaped as a pipeline of
+//! checks with one answer per message so DNS list checks can join it.
 //!
-//! Status: the foundation release. The daemon runs on the shared runtime (sockets, limits,
-//! reload, privilege drop, logging) and answers every request with `DUNNO` ("no opinion",
-//! Postfix goes on to its next restriction), so wiring it into Postfix is already safe; the
-//! SPF and DNSBL checks themselves are added on top of this skeleton.
+//! A request's path: [`Service::decide`] → the message already decided? answer from
+//! [`message`] → otherwise the general exemptions (SMTP AUTH, trusted networks) → each check
+//! ([`spf`]) → one [`pipeline::Verdict`] → remembered per message → the answer.
 
+pub mod check;
+pub mod config;
+pub mod message;
+pub mod pipeline;
+pub mod spf;
+
+use std::net::IpAddr;
 use std::sync::Arc;
 
-use serde::Deserialize;
-use shared::config::{CommonConfig, ServerConfig};
-use shared::daemon::{BuildError, Daemon, serve_policy_conn};
-use shared::dns::DnsConfig;
-use shared::logging::LogConfig;
-use shared::policy::{Action, Decision, PolicyRequest, PolicyService, ServeOptions};
+pub use config::Config;
+use shared::daemon::{BuildError, Daemon, serve_policy_conn, serve_policy_stdio};
+use shared::policy::{Action, Decision, PolicyRequest, PolicyService, ProtocolState, ServeOptions};
 use shared::server::Conn;
 use shared::signals::Shutdown;
 use tokio::sync::watch;
 
-/// The whole configuration file (`/etc/postward/policyd.toml`).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Config {
-    pub server: ServerConfig,
-    pub log: LogConfig,
-    pub dns: DnsConfig,
-}
-
-impl CommonConfig for Config {
-    fn server(&self) -> &ServerConfig {
-        &self.server
-    }
-    fn server_mut(&mut self) -> &mut ServerConfig {
-        &mut self.server
-    }
-    fn log(&self) -> &LogConfig {
-        &self.log
-    }
-    fn validate(&self) -> Result<(), (String, String)> {
-        self.dns.check("dns")
-    }
-}
+use crate::message::Messages;
+use crate::pipeline::Verdict;
+use crate::spf::{Disposition, HeaderWriter, SpfCheck, SpfReport};
 
 /// The running service, rebuilt on every reload.
 pub struct Service {
-    #[allow(dead_code)]
     config: Arc<Config>,
+    spf: Option<SpfCheck>,
+    headers: HeaderWriter,
+    messages: Messages,
+}
+
+impl Service {
+    /// Builds the service from a configuration (also used by the `check` command).
+    ///
+    /// # Errors
+    /// The resolver cannot be built.
+    pub fn new(config: Arc<Config>) -> Result<Service, BuildError> {
+        let resolver = config.dns.build()?;
+        let spf = config.spf.enabled.then(|| SpfCheck::new(&config.spf, resolver));
+        let headers = HeaderWriter::new(config.spf.header, &config.spf.authserv_id);
+        Ok(Service { config, spf, headers, messages: Messages::default() })
+    }
+
+    pub fn spf(&self) -> Option<&SpfCheck> {
+        self.spf.as_ref()
+    }
+
+    /// The general exemptions, which skip every check.
+    pub fn exempt(&self, request: &PolicyRequest, ip: IpAddr) -> Option<String> {
+        let exempt = &self.config.exempt;
+        if exempt.authenticated && !request.sasl_username.is_empty() {
+            return Some("authenticated".into());
+        }
+        exempt.networks.iter().find(|n| n.contains(&ip)).map(|n| format!("network {n}"))
+    }
+
+    /// Runs the pipeline for one message. `trace` is for the `check` command.
+    pub async fn evaluate(&self, request: &PolicyRequest, ip: IpAddr, trace: bool) -> (Verdict, Option<SpfReport>) {
+        if let Some(why) = self.exempt(request, ip) {
+            return (exempt_verdict(why), None);
+        }
+        let mut verdict = Verdict::default();
+        let mut report = None;
+        if let Some(spf) = &self.spf {
+            let r = spf.check(request, ip, trace).await;
+            verdict = verdict.then(self.spf_verdict(&r, request, ip));
+            report = Some(r);
+        }
+        if verdict.reason.is_empty() {
+            verdict.reason = "no-checks".into();
+        }
+        (verdict, report)
+    }
+
+    fn spf_verdict(&self, report: &SpfReport, request: &PolicyRequest, ip: IpAddr) -> Verdict {
+        let (helo, mail_from, decision, cached) = match report {
+            SpfReport::Exempt(why) => return exempt_verdict(why.clone()),
+            SpfReport::Checked { helo, mail_from, decision, cached } => (helo, mail_from, decision, *cached),
+        };
+        let decided = mail_from.as_ref().filter(|_| decision.identity == spf::Identity::MailFrom).unwrap_or(helo);
+        let mut fields = vec![("helo", helo.outcome.to_string())];
+        if let Some(m) = mail_from {
+            fields.push(("mailfrom", m.outcome.to_string()));
+        }
+        fields.push(("domain", decided.domain.clone()));
+        let why = decided.why();
+        if !why.is_empty() {
+            fields.push(("why", why));
+        }
+        if decision.strict {
+            fields.push(("strict", "yes".into()));
+        }
+        if let Some(would) = &decision.dry_run {
+            fields.push(("dry_run_would", would.to_string()));
+        }
+        if cached > 0 {
+            fields.push(("cached", cached.to_string()));
+        }
+        let (refuse, headers) = match &decision.disposition {
+            Disposition::Refuse(action) => (Some(action.clone()), Vec::new()),
+            Disposition::Accept { header: true } => {
+                (None, self.headers.headers(decided, ip, &request.helo_name, &request.sender))
+            }
+            Disposition::Accept { header: false } => (None, Vec::new()),
+        };
+        Verdict { refuse, headers, reason: format!("spf-{}-{}", decided.identity, decided.outcome), fields }
+    }
+}
+
+fn exempt_verdict(why: String) -> Verdict {
+    Verdict { reason: "exempt".into(), fields: vec![("exempt", why)], ..Verdict::default() }
 }
 
 impl PolicyService for Service {
-    async fn decide(&self, _request: &PolicyRequest) -> Decision {
-        Decision::new(Action::Dunno, "no-checks")
+    async fn decide(&self, request: &PolicyRequest) -> Decision {
+        let Some(ip) = request.client_address else {
+            return Decision::new(Action::Dunno, "no-client-address");
+        };
+        // The sender is known from MAIL FROM on; earlier stages have nothing to check.
+        if !matches!(
+            request.protocol_state,
+            ProtocolState::Mail | ProtocolState::Rcpt | ProtocolState::Data | ProtocolState::EndOfMessage
+        ) {
+            return Decision::new(Action::Dunno, "not-applicable");
+        }
+        let (message, again) = match self.messages.get(&request.instance, ip) {
+            Some(m) => (m, true),
+            None => {
+                let (verdict, _) = self.evaluate(request, ip, false).await;
+                (self.messages.insert(&request.instance, ip, verdict), false)
+            }
+        };
+        let verdict = &message.verdict;
+        let mut decision = Decision::new(message.answer(&request.protocol_state), verdict.reason.clone());
+        decision.fields = verdict.fields.clone();
+        if again {
+            decision.fields.push(("message", "seen".into()));
+        }
+        decision
     }
 }
 
@@ -60,7 +152,7 @@ impl Daemon for Service {
     type Config = Config;
 
     async fn build(config: Arc<Config>) -> Result<Self, BuildError> {
-        Ok(Service { config })
+        Service::new(config)
     }
 
     fn serve(
@@ -71,5 +163,13 @@ impl Daemon for Service {
         shutdown: Shutdown,
     ) -> impl Future<Output = ()> + Send {
         serve_policy_conn(service, conn, peer, options, shutdown)
+    }
+
+    fn serve_stdio(
+        service: watch::Receiver<Arc<Self>>,
+        options: ServeOptions,
+        shutdown: Shutdown,
+    ) -> impl Future<Output = Result<(), String>> + Send {
+        serve_policy_stdio(service, options, shutdown)
     }
 }

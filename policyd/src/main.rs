@@ -2,6 +2,14 @@
 
 use std::process::ExitCode;
 
+/// mimalloc: see the workspace Cargo.toml (glibc's arena locks under tokio's work stealing).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
-    shared::daemon::main::<policyd::Service>(std::env::args().skip(1))
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|a| a == "check") {
+        return policyd::check::main(&args[1..]);
+    }
+    shared::daemon::main::<policyd::Service>(args)
 }

@@ -46,6 +46,17 @@ pub trait Daemon: Send + Sync + Sized + 'static {
         options: ServeOptions,
         shutdown: Shutdown,
     ) -> impl Future<Output = ()> + Send;
+
+    /// Serves one conversation on stdin/stdout, as Postfix spawn(8) runs a policy program.
+    /// Daemons that cannot (authd) keep this default, which refuses.
+    fn serve_stdio(
+        service: watch::Receiver<Arc<Self>>,
+        options: ServeOptions,
+        shutdown: Shutdown,
+    ) -> impl Future<Output = Result<(), String>> + Send {
+        let _ = (service, options, shutdown);
+        async { Err(format!("{} cannot run on stdin/stdout; give it a socket with --listen", Self::NAME)) }
+    }
 }
 
 /// Serves a policy-protocol connection with a [`PolicyService`]: the `serve` of greyd and
@@ -61,6 +72,20 @@ pub async fn serve_policy_conn<S: PolicyService>(
     serve_policy(&service, BufReader::with_capacity(4096, r), w, &peer, &options, &mut shutdown).await;
 }
 
+/// Serves one policy conversation on stdin/stdout: the `serve_stdio` of greyd and policyd.
+///
+/// # Errors
+/// Never; the signature matches [`Daemon::serve_stdio`].
+pub async fn serve_policy_stdio<S: PolicyService>(
+    service: watch::Receiver<Arc<S>>,
+    options: ServeOptions,
+    mut shutdown: Shutdown,
+) -> Result<(), String> {
+    let reader = BufReader::with_capacity(4096, tokio::io::stdin());
+    serve_policy(&service, reader, tokio::io::stdout(), "stdin", &options, &mut shutdown).await;
+    Ok(())
+}
+
 /// The parsed command line.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Cli {
@@ -70,6 +95,8 @@ pub struct Cli {
     pub help: bool,
     /// Overrides `server.listen`.
     pub listen: Vec<ListenAddr>,
+    /// One conversation on stdin/stdout (spawn(8) mode), even when stdin is not a socket.
+    pub stdio: bool,
 }
 
 impl Cli {
@@ -93,6 +120,7 @@ impl Cli {
                 "-V" | "--version" => cli.version = true,
                 "-h" | "--help" => cli.help = true,
                 "-l" | "--listen" => cli.listen.push(value("an address")?.parse()?),
+                "--stdio" => cli.stdio = true,
                 _ => return Err(format!("unknown option {arg:?} (see --help)")),
             }
         }
@@ -102,9 +130,11 @@ impl Cli {
 
 fn usage<D: Daemon>() -> String {
     format!(
-        "usage: {name} [--config PATH] [--listen ADDR]... [--check-config] [--version]\n\n\
+        "usage: {name} [--config PATH] [--listen ADDR]... [--stdio] [--check-config] [--version]\n\n\
          -c, --config PATH    configuration file (default {cfg} if it exists, else built-in defaults)\n\
          -l, --listen ADDR    listen on ADDR instead of server.listen (unix:/path, inet:host:port, systemd)\n\
+         --stdio              serve one policy conversation on stdin/stdout (Postfix spawn(8));\n\
+                              automatic when stdin is a socket and no --listen is given\n\
          -t, --check-config   check the configuration and exit (0 = valid)\n\
          -V, --version        print the version and exit\n\n\
          Default socket: {listen}. See {name}(8).",
@@ -194,12 +224,19 @@ pub fn main<D: Daemon>(args: impl IntoIterator<Item = String>) -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
+    let stdio = cli.stdio || (cli.listen.is_empty() && std::env::var_os("LISTEN_FDS").is_none() && is_socket(0));
+    // Under spawn(8) stderr is the client's socket too: log to syslog, never into the protocol.
+    let mut log = config.log().clone();
+    if stdio && is_socket(2) {
+        log.destination = crate::logging::LogDestination::Syslog;
+    }
     // No logging before this point: errors above go to stderr (spf-milter's rule).
-    if let Err(e) = crate::logging::init(D::NAME, config.log()) {
+    if let Err(e) = crate::logging::init(D::NAME, &log) {
         eprintln!("{}: {e}", D::NAME);
         return ExitCode::from(1);
     }
-    match start::<D>(cli, config, source) {
+    let started = if stdio { start_stdio::<D>(config) } else { start::<D>(cli, config, source) };
+    match started {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -207,6 +244,41 @@ pub fn main<D: Daemon>(args: impl IntoIterator<Item = String>) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// True when standard descriptor `fd` (0, 1 or 2) is a socket: spawn(8) hands its child the
+/// client's socket, a shell or a service manager hands it a terminal, a pipe or /dev/null.
+fn is_socket(fd: i32) -> bool {
+    use nix::sys::stat::{SFlag, fstat};
+    use std::os::fd::AsFd;
+    let stat = match fd {
+        0 => fstat(std::io::stdin().as_fd()),
+        1 => fstat(std::io::stdout().as_fd()),
+        2 => fstat(std::io::stderr().as_fd()),
+        _ => return false,
+    };
+    stat.is_ok_and(|st| SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFSOCK)
+}
+
+/// spawn(8) mode: no socket, no privilege change (spawn already runs us as `user=`), no
+/// reload; one conversation, then exit.
+fn start_stdio<D: Daemon>(config: D::Config) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async {
+        let server = config.server().clone();
+        let options = ServeOptions {
+            idle_timeout: server.idle_timeout.get(),
+            request_timeout: server.request_timeout.get(),
+            ..ServeOptions::default()
+        };
+        let service = D::build(Arc::new(config)).await.map_err(|e| format!("cannot start: {e}"))?;
+        let (_tx, rx) = watch::channel(Arc::new(service));
+        tracing::debug!("serving one policy conversation on stdin/stdout");
+        D::serve_stdio(rx, options, Shutdown::never()).await
+    })
 }
 
 fn start<D: Daemon>(cli: Cli, config: D::Config, source: Source) -> Result<(), String> {

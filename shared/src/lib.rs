@@ -12,6 +12,7 @@
 //! - [`logging`]: tracing to stderr or syslog `mail`, Postfix-style decision lines.
 //! - [`privdrop`]: switching to an unprivileged user after binding.
 //! - [`dns`]: the hickory resolver built from configuration.
+//! - [`singleflight`]: concurrent identical lookups share one.
 //! - [`duration`]: `"5s"`-style durations used in every config file.
 //!
 //! What does not live here: anything specific to greylisting, SPF, DNSBL or authentication.
@@ -26,3 +27,4 @@ pub mod policy;
 pub mod privdrop;
 pub mod server;
 pub mod signals;
+pub mod singleflight;

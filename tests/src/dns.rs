@@ -351,6 +351,14 @@ impl DnsFixture {
     /// # Panics
     /// If `DnsConfig::build` rejects the fixture's own configuration, which is a bug there.
     pub fn resolver(&self) -> TokioResolver {
+        self.dns_config().build_hickory().expect("the fixture's DnsConfig is valid")
+    }
+
+    /// The daemons' resolver (hickory plus in-flight sharing) over this server.
+    ///
+    /// # Panics
+    /// As [`resolver`](Self::resolver).
+    pub fn shared_resolver(&self) -> shared::dns::Resolver {
         self.dns_config().build().expect("the fixture's DnsConfig is valid")
     }
 

@@ -35,7 +35,7 @@ async fn fixture() -> DnsFixture {
 }
 
 async fn check(dns: &DnsFixture, ip: &str, sender: &str) -> viaspf::QueryResult {
-    let lookup = SpfLookup(dns.resolver());
+    let lookup = SpfLookup(dns.shared_resolver());
     let config = Config::builder().timeout(Duration::from_secs(5)).build();
     let sender: Sender = sender.parse().unwrap();
     let ip: IpAddr = ip.parse().unwrap();

@@ -15,7 +15,9 @@ use serde::Deserialize;
 
 use crate::duration::ConfigDuration;
 
+mod resolver;
 mod spf;
+pub use resolver::{Answer, LookupFailure, Resolver};
 pub use spf::SpfLookup;
 
 /// `[dns]`.
@@ -28,7 +30,8 @@ pub struct DnsConfig {
     pub timeout: ConfigDuration,
     /// Tries per query and server (1 = no retry). hickory counts retries, so it gets one less.
     pub attempts: usize,
-    /// Answers kept in the resolver's own cache.
+    /// Answers kept in the resolver's caches (postward's answer cache and hickory's own);
+    /// 0 turns caching off.
     pub cache_size: u64,
 }
 
@@ -93,7 +96,16 @@ impl DnsConfig {
     ///
     /// # Errors
     /// See [`DnsConfigError`].
-    pub fn build(&self) -> Result<TokioResolver, DnsConfigError> {
+    pub fn build(&self) -> Result<Resolver, DnsConfigError> {
+        let entries = usize::try_from(self.cache_size).unwrap_or(usize::MAX);
+        self.build_hickory().map(|r| Resolver::with_cache(r, entries))
+    }
+
+    /// Builds hickory's resolver alone, without in-flight sharing.
+    ///
+    /// # Errors
+    /// See [`DnsConfigError`].
+    pub fn build_hickory(&self) -> Result<TokioResolver, DnsConfigError> {
         let mut builder = if self.nameservers.is_empty() {
             TokioResolver::builder_tokio().map_err(|e| DnsConfigError::System(e.to_string()))?
         } else {

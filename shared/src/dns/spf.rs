@@ -9,34 +9,28 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use async_trait::async_trait;
-use hickory_resolver::TokioResolver;
-use hickory_resolver::net::NetError;
 use hickory_resolver::proto::rr::{RData, RecordType};
 use viaspf::lookup::{Lookup, LookupError, LookupResult, Name};
 
-/// The resolver as viaspf sees it. Cheap to clone (hickory resolvers share their pool).
+use super::resolver::{LookupFailure, Resolver};
+
+/// The resolver as viaspf sees it. Cheap to clone (the resolver shares its pool).
 #[derive(Clone)]
-pub struct SpfLookup(pub TokioResolver);
+pub struct SpfLookup(pub Resolver);
 
 impl SpfLookup {
-    async fn records(&self, name: &str, rtype: RecordType) -> LookupResult<Vec<RData>> {
-        match self.0.lookup(name, rtype).await {
-            Ok(lookup) => Ok(lookup.answers().iter().map(|r| r.data.clone()).collect()),
-            Err(e) => Err(to_lookup_error(e)),
-        }
+    async fn records(&self, name: &str, rtype: RecordType) -> LookupResult<std::sync::Arc<[RData]>> {
+        self.0.lookup_str(name, rtype).await.map_err(to_lookup_error)
     }
 }
 
-fn to_lookup_error(e: NetError) -> LookupError {
-    if e.is_no_records_found() {
-        LookupError::NoRecords
-    } else if matches!(e, NetError::Timeout) {
-        LookupError::Timeout
-    } else {
-        LookupError::Dns(Some(Box::new(e)))
+fn to_lookup_error(e: LookupFailure) -> LookupError {
+    match e {
+        LookupFailure::NoRecords => LookupError::NoRecords,
+        LookupFailure::Timeout => LookupError::Timeout,
+        LookupFailure::Failed(text) => LookupError::Dns(Some(text.into())),
     }
 }
-
 fn to_name(name: &hickory_resolver::proto::rr::Name) -> Option<Name> {
     Name::new(&name.to_ascii()).ok()
 }
@@ -45,19 +39,19 @@ fn to_name(name: &hickory_resolver::proto::rr::Name) -> Option<Name> {
 impl Lookup for SpfLookup {
     async fn lookup_a<'lookup, 'a>(&'lookup self, name: &'a Name) -> LookupResult<Vec<Ipv4Addr>> {
         let records = self.records(name.as_str(), RecordType::A).await?;
-        Ok(records.into_iter().filter_map(|r| if let RData::A(a) = r { Some(a.0) } else { None }).collect())
+        Ok(records.iter().filter_map(|r| if let RData::A(a) = r { Some(a.0) } else { None }).collect())
     }
 
     async fn lookup_aaaa<'lookup, 'a>(&'lookup self, name: &'a Name) -> LookupResult<Vec<Ipv6Addr>> {
         let records = self.records(name.as_str(), RecordType::AAAA).await?;
-        Ok(records.into_iter().filter_map(|r| if let RData::AAAA(a) = r { Some(a.0) } else { None }).collect())
+        Ok(records.iter().filter_map(|r| if let RData::AAAA(a) = r { Some(a.0) } else { None }).collect())
     }
 
     async fn lookup_mx<'lookup, 'a>(&'lookup self, name: &'a Name) -> LookupResult<Vec<Name>> {
         let records = self.records(name.as_str(), RecordType::MX).await?;
         let mut mx: Vec<(u16, Name)> =
             records
-                .into_iter()
+                .iter()
                 .filter_map(|r| {
                     if let RData::MX(mx) = r { to_name(&mx.exchange).map(|n| (mx.preference, n)) } else { None }
                 })
@@ -69,7 +63,7 @@ impl Lookup for SpfLookup {
     async fn lookup_txt<'lookup, 'a>(&'lookup self, name: &'a Name) -> LookupResult<Vec<String>> {
         let records = self.records(name.as_str(), RecordType::TXT).await?;
         Ok(records
-            .into_iter()
+            .iter()
             .filter_map(|r| {
                 if let RData::TXT(txt) = r {
                     let joined: Vec<u8> = txt.txt_data.iter().flat_map(|s| s.iter().copied()).collect();
@@ -83,10 +77,7 @@ impl Lookup for SpfLookup {
 
     async fn lookup_ptr<'lookup>(&'lookup self, ip: IpAddr) -> LookupResult<Vec<Name>> {
         let reverse = hickory_resolver::proto::rr::Name::from(ip);
-        let records = match self.0.lookup(reverse, RecordType::PTR).await {
-            Ok(l) => l.answers().iter().map(|r| r.data.clone()).collect::<Vec<_>>(),
-            Err(e) => return Err(to_lookup_error(e)),
-        };
-        Ok(records.into_iter().filter_map(|r| if let RData::PTR(p) = r { to_name(&p.0) } else { None }).collect())
+        let records = self.0.lookup(reverse, RecordType::PTR).await.map_err(to_lookup_error)?;
+        Ok(records.iter().filter_map(|r| if let RData::PTR(p) = r { to_name(&p.0) } else { None }).collect())
     }
 }

@@ -80,6 +80,11 @@ impl EnhancedStatus {
 pub struct ReplyCode(u16);
 
 impl ReplyCode {
+    /// 550, the usual permanent rejection ("mailbox unavailable / not allowed").
+    pub const PERMANENT: ReplyCode = ReplyCode(550);
+    /// 450, the usual temporary one.
+    pub const TEMPORARY: ReplyCode = ReplyCode(450);
+
     /// # Errors
     /// A code outside 400-599.
     pub fn new(code: u16) -> Result<ReplyCode, ActionError> {
@@ -252,6 +257,8 @@ impl Action {
         match self {
             Action::Dunno | Action::Ok => String::new(),
             Action::Prepend(h) => h.to_string(),
+            // Postfix logs a reject with its code: "reject: RCPT from …: 550 5.7.23 …".
+            Action::Literal(..) => self.to_string(),
             _ => {
                 let full = self.to_string();
                 full.split_once(' ').map(|(_, t)| t.to_owned()).unwrap_or_default()
@@ -440,7 +447,7 @@ mod tests {
     fn log_words_and_text() {
         let a: Action = "550 5.7.23 SPF fail".parse().unwrap();
         assert_eq!(a.log_word(), "reject");
-        assert_eq!(a.text(), "5.7.23 SPF fail");
+        assert_eq!(a.text(), "550 5.7.23 SPF fail", "Postfix logs a literal reply with its code");
         let a: Action = "450 4.7.1 later".parse().unwrap();
         assert_eq!(a.log_word(), "defer");
         assert_eq!(Action::Dunno.text(), "");

@@ -12,7 +12,7 @@ pub mod codec;
 pub mod request;
 pub mod serve;
 
-pub use action::{Action, ActionError, EnhancedStatus, Header, ReplyCode, Text};
-pub use codec::{CodecError, Limits, RequestReader};
+pub use action::{Action, ActionError, EnhancedStatus, Header, Reply, ReplyCode, Text};
+pub use codec::{CodecError, Limits, RawRequest, RequestReader};
 pub use request::{PolicyRequest, ProtocolState, RequestError};
 pub use serve::{Decision, PolicyService, ServeOptions, serve_policy};

@@ -15,6 +15,7 @@ use crate::workloads::{AuthSpec, Clients, DnsblSpec, GreylistSpec, PolicySpec, S
 
 pub const USAGE: &str = "\
 usage: postward-bench serve-trivial --listen ADDR
+       postward-bench serve-dns --listen IP:PORT --zone-file FILE...
        postward-bench policy (--target ADDR | --spawn CMD) [--workload W] [options]
        postward-bench auth --target ADDR [options]
 
@@ -24,6 +25,12 @@ and the answers, as text or JSON.
 
 serve-trivial: an always-DUNNO policy server on postward's own runtime (the protocol floor)
   --listen ADDR            unix:/path or inet:127.0.0.1:PORT; stops on SIGTERM/SIGINT
+
+serve-dns: the in-process DNS fixture serving RFC 1035 zone files (UDP and TCP), so daemons
+  and the anchors can be pointed at the same data. On SIGUSR1 it prints `queries N` (total
+  so far) on stdout; on SIGTERM/SIGINT it prints the total and exits.
+  --listen IP:PORT         e.g. 127.0.0.2:53 for programs that only read /etc/resolv.conf
+  --zone-file FILE         a zone with its $ORIGIN (repeatable)
 
 Run options (policy, auth):
   --target ADDR            unix:/path or inet:HOST:PORT on this host (loopback only)
@@ -69,7 +76,14 @@ run could not start (e.g. the first connection failed).
 #[derive(Debug)]
 pub enum Command {
     Help,
-    ServeTrivial { listen: ListenAddr },
+    ServeTrivial {
+        listen: ListenAddr,
+    },
+    /// The DNS fixture serving zone files, for daemons under load.
+    ServeDns {
+        listen: std::net::SocketAddr,
+        zones: Vec<PathBuf>,
+    },
     Policy(PolicyArgs),
     Auth(AuthArgs),
 }
@@ -112,7 +126,7 @@ pub fn parse(args: Vec<String>) -> Result<Command, String> {
         return Ok(Command::Help);
     }
     let Some((sub, rest)) = args.split_first() else {
-        return Err("a subcommand is needed: serve-trivial, policy or auth (see --help)".into());
+        return Err("a subcommand is needed: serve-trivial, serve-dns, policy or auth (see --help)".into());
     };
     let mut opts = lex(rest)?;
     let command = match sub.as_str() {
@@ -122,10 +136,19 @@ pub fn parse(args: Vec<String>) -> Result<Command, String> {
             let listen = parse_local_addr(&listen, "--listen")?;
             Command::ServeTrivial { listen }
         }
+        "serve-dns" => {
+            let listen = opts.take("--listen")?.ok_or("serve-dns needs --listen IP:PORT")?;
+            let listen = listen.parse().map_err(|_| format!("--listen {listen:?}: expected IP:PORT"))?;
+            let zones: Vec<PathBuf> = opts.take_all("--zone-file").into_iter().map(PathBuf::from).collect();
+            if zones.is_empty() {
+                return Err("serve-dns needs at least one --zone-file FILE".into());
+            }
+            Command::ServeDns { listen, zones }
+        }
         "policy" => Command::Policy(policy(&mut opts)?),
         "auth" => Command::Auth(auth(&mut opts)?),
         other => {
-            return Err(format!("unknown subcommand {other:?} (expected serve-trivial, policy or auth)"));
+            return Err(format!("unknown subcommand {other:?} (expected serve-trivial, serve-dns, policy or auth)"));
         }
     };
     opts.finish(sub)?;

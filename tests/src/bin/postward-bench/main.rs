@@ -1,4 +1,5 @@
 //! postward-bench: the load tool. `serve-trivial` runs the always-DUNNO floor server;
+//! `serve-dns` serves fixture zone files;
 //! `policy` and `auth` run load against a policy or auth service and report the figures.
 //!
 //! This file only wires the pieces: `cli` (argv), `workloads` (what to send), `drivers`
@@ -41,6 +42,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Command::ServeTrivial { listen } => serve_trivial(&listen),
+        Command::ServeDns { listen, zones } => runtime().and_then(|rt| rt.block_on(serve_dns(listen, zones))),
         Command::Policy(args) => runtime().and_then(|rt| rt.block_on(policy(args))),
         Command::Auth(args) => runtime().and_then(|rt| rt.block_on(auth(args))),
     };
@@ -64,6 +66,25 @@ fn serve_trivial(listen: &ListenAddr) -> anyhow::Result<()> {
     let perms = SocketPermissions { mode: 0o660, ..Default::default() };
     let listeners = shared::listen::bind_all(std::slice::from_ref(listen), &perms)?;
     runtime()?.block_on(trivial::serve_until_signal(listeners)).context("serve-trivial failed")
+}
+
+/// Serves zone files until SIGTERM/SIGINT, printing the query count on SIGUSR1 and at exit.
+async fn serve_dns(listen: std::net::SocketAddr, zones: Vec<std::path::PathBuf>) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let dns = postward_tests::dns::serve_files(&zones, listen).await.context("serve-dns")?;
+    let mut usr1 = signal(SignalKind::user_defined1())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    println!("serving {} zone file(s) on {}", zones.len(), dns.addr());
+    loop {
+        tokio::select! {
+            _ = usr1.recv() => println!("queries {}", dns.queries()),
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    println!("queries {}", dns.queries());
+    Ok(())
 }
 
 async fn policy(args: PolicyArgs) -> anyhow::Result<()> {

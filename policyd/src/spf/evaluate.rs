@@ -1,0 +1,258 @@
+//! One SPF evaluation with viaspf, under RFC 7208's limits and the message's deadline, with a
+//! result cache and in-flight sharing on top of the resolver's own cache.
+//!
+//! The cache key is (client address, identity, full identity, HELO): everything a record's
+//! macros can see except the time, so a cached result is the result a new evaluation would
+//! give while the records stay the same. TempError is never cached: it is a statement about
+//! now, and the next attempt should ask again.
+
+use std::net::IpAddr;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use lru::LruCache;
+use shared::dns::SpfLookup;
+use shared::logging::printable;
+use shared::singleflight::Group;
+use viaspf::lookup::{Lookup, Name};
+use viaspf::record::Mechanism;
+use viaspf::{Config, DomainName, ExplanationString, Sender, SpfResult, SpfResultCause, evaluate_sender};
+
+use super::identity::Target;
+use super::{Identity, Outcome, ResultAction};
+use crate::config::SpfConfig;
+
+/// The result of one identity, with what the header, reply and log need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evaluation {
+    pub identity: Identity,
+    /// The domain checked (the HELO name or the sender's domain), as received.
+    pub domain: String,
+    /// check_host()'s `<sender>`: `postmaster@<HELO>` for the HELO identity. Empty when the
+    /// identity was not usable.
+    pub sender: String,
+    pub outcome: Outcome,
+    /// The domain's own explanation (`exp=`) of a Fail, printable ASCII; else empty.
+    pub explanation: String,
+    /// The mechanism that matched (`ip4:192.0.2.0/24`, `all`, …), for pass/fail results.
+    pub mechanism: Option<String>,
+    /// Why an error or `none` result came about.
+    pub problem: Option<String>,
+    /// The domain publishes exactly `v=spf1 -all`: it sends no mail at all.
+    pub no_mail: bool,
+    /// viaspf's trace, when asked for (the `check` command).
+    pub trace: Vec<String>,
+}
+
+impl Evaluation {
+    /// The same result reported for another identity (the null sender reuses HELO's).
+    pub fn as_identity(&self, identity: Identity) -> Evaluation {
+        Evaluation { identity, trace: Vec::new(), ..self.clone() }
+    }
+
+    /// `problem`, or the matched mechanism, or the explanation: the best short "why".
+    pub fn why(&self) -> String {
+        self.problem
+            .clone()
+            .or_else(|| (!self.explanation.is_empty()).then(|| self.explanation.clone()))
+            .or_else(|| self.mechanism.as_ref().map(|m| format!("matched {m}")))
+            .unwrap_or_default()
+    }
+}
+
+type Key = (IpAddr, Identity, String, String);
+type Cache = Mutex<LruCache<Key, (Arc<Evaluation>, Instant)>>;
+
+/// Evaluates identities; shared by every connection.
+pub struct Evaluator {
+    lookup: SpfLookup,
+    max_lookups: usize,
+    max_void_lookups: usize,
+    hostname: String,
+    /// Look up whether a failing domain publishes `v=spf1 -all` (only when some
+    /// `reject-no-mail` action needs it).
+    detect_no_mail: bool,
+    ttl: Duration,
+    /// Held for one get or put, never across an await.
+    cache: Option<Cache>,
+    inflight: Group<Key, Arc<Evaluation>>,
+}
+
+impl Evaluator {
+    pub fn new(lookup: SpfLookup, config: &SpfConfig) -> Evaluator {
+        let maps = [&config.helo, &config.mail_from];
+        let detect_no_mail = maps.iter().any(|m| {
+            [m.pass, m.fail, m.softfail, m.neutral, m.none, m.permerror, m.temperror]
+                .contains(&ResultAction::RejectNoMail)
+        });
+        Evaluator {
+            lookup,
+            max_lookups: config.max_lookups,
+            max_void_lookups: config.max_void_lookups,
+            hostname: super::header::receiver_name(&config.authserv_id),
+            detect_no_mail,
+            ttl: config.cache_ttl.get(),
+            cache: NonZeroUsize::new(config.cache_size)
+                .filter(|_| !config.cache_ttl.get().is_zero())
+                .map(|n| Mutex::new(LruCache::new(n))),
+            inflight: Group::new(),
+        }
+    }
+
+    /// Evaluates `target` for a client at `ip`, by `deadline`. Returns the result and
+    /// whether it came from the cache. `trace` bypasses the cache and records viaspf's trace.
+    pub async fn evaluate(
+        &self,
+        ip: IpAddr,
+        target: &Target,
+        helo: Option<&DomainName>,
+        deadline: Instant,
+        trace: bool,
+    ) -> (Arc<Evaluation>, bool) {
+        let (identity, sender) = match target {
+            Target::Check { identity, sender } => (*identity, sender),
+            Target::Skip { identity, domain, why } => {
+                return (Arc::new(skipped(*identity, domain, why)), false);
+            }
+        };
+        if trace {
+            return (Arc::new(self.run(ip, identity, sender, helo, deadline, true).await), false);
+        }
+        let key: Key = (
+            ip,
+            identity,
+            sender.to_string().to_ascii_lowercase(),
+            helo.map(|h| h.to_string().to_ascii_lowercase()).unwrap_or_default(),
+        );
+        if let Some(hit) = self.cached(&key) {
+            return (hit, true);
+        }
+        // The result goes into the cache inside the shared run, before the in-flight entry is
+        // removed, so no request can fall between the two and evaluate again.
+        let eval = self
+            .inflight
+            .run(key.clone(), || async {
+                let eval = Arc::new(self.run(ip, identity, sender, helo, deadline, false).await);
+                if eval.outcome != Outcome::Temperror
+                    && let Some(cache) = &self.cache
+                {
+                    cache
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .put(key.clone(), (eval.clone(), Instant::now()));
+                }
+                eval
+            })
+            .await;
+        (eval, false)
+    }
+
+    fn cached(&self, key: &Key) -> Option<Arc<Evaluation>> {
+        let mut cache = self.cache.as_ref()?.lock().unwrap_or_else(PoisonError::into_inner);
+        match cache.get(key) {
+            Some((eval, at)) if at.elapsed() < self.ttl => Some(eval.clone()),
+            Some(_) => {
+                cache.pop(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    async fn run(
+        &self,
+        ip: IpAddr,
+        identity: Identity,
+        sender: &Sender,
+        helo: Option<&DomainName>,
+        deadline: Instant,
+        trace: bool,
+    ) -> Evaluation {
+        let domain = sender.domain().to_string();
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Evaluation {
+                identity,
+                domain,
+                sender: sender.to_string(),
+                outcome: Outcome::Temperror,
+                explanation: String::new(),
+                mechanism: None,
+                problem: Some("SPF time limit reached".into()),
+                no_mail: false,
+                trace: Vec::new(),
+            };
+        }
+        let config = Config::builder()
+            .max_lookups(self.max_lookups)
+            .max_void_lookups(self.max_void_lookups)
+            .timeout(remaining)
+            .hostname(self.hostname.clone())
+            .capture_trace(trace)
+            .build();
+        let result = evaluate_sender(&self.lookup, &config, ip, sender, helo).await;
+        let (outcome, explanation) = match &result.spf_result {
+            SpfResult::Pass => (Outcome::Pass, String::new()),
+            SpfResult::Fail(ExplanationString::External(text)) => (Outcome::Fail, ascii(text)),
+            SpfResult::Fail(ExplanationString::Default) => (Outcome::Fail, String::new()),
+            SpfResult::Softfail => (Outcome::Softfail, String::new()),
+            SpfResult::Neutral => (Outcome::Neutral, String::new()),
+            SpfResult::None => (Outcome::None, String::new()),
+            SpfResult::Permerror => (Outcome::Permerror, String::new()),
+            SpfResult::Temperror => (Outcome::Temperror, String::new()),
+        };
+        let (mechanism, problem) = match &result.cause {
+            Some(SpfResultCause::Match(m)) => (Some(m.to_string()), None),
+            Some(SpfResultCause::Error(e)) => (None, Some(e.to_string())),
+            None if outcome == Outcome::None => (None, Some("no SPF record".to_owned())),
+            None => (None, None),
+        };
+        let matched_all = matches!(&result.cause, Some(SpfResultCause::Match(Mechanism::All)));
+        let no_mail = outcome == Outcome::Fail && matched_all && self.detect_no_mail && self.no_mail(&domain).await;
+        let trace =
+            result.trace.map(|t| t.events.iter().map(|e| format!("{:?}", e.tracepoint)).collect()).unwrap_or_default();
+        Evaluation {
+            identity,
+            domain,
+            sender: sender.to_string(),
+            outcome,
+            explanation,
+            mechanism,
+            problem,
+            no_mail,
+            trace,
+        }
+    }
+
+    /// True when `domain`'s only SPF record is `v=spf1 -all` (pypolicyd-spf's `No_Mail`).
+    async fn no_mail(&self, domain: &str) -> bool {
+        let Ok(name) = Name::new(domain) else { return false };
+        let Ok(records) = self.lookup.lookup_txt(&name).await else { return false };
+        let spf: Vec<Vec<String>> = records
+            .iter()
+            .map(|r| r.split_ascii_whitespace().map(str::to_ascii_lowercase).collect::<Vec<_>>())
+            .filter(|terms| terms.first().is_some_and(|v| v == "v=spf1"))
+            .collect();
+        matches!(spf.as_slice(), [terms] if terms.len() == 2 && terms[1] == "-all")
+    }
+}
+
+fn skipped(identity: Identity, domain: &str, why: &str) -> Evaluation {
+    Evaluation {
+        identity,
+        domain: printable(domain).into_owned(),
+        sender: String::new(),
+        outcome: Outcome::None,
+        explanation: String::new(),
+        mechanism: None,
+        problem: Some(why.to_owned()),
+        no_mail: false,
+        trace: Vec::new(),
+    }
+}
+
+/// RFC 7208 §6.2: an explanation used in a reply must be ASCII; anything else is dropped.
+fn ascii(text: &str) -> String {
+    text.chars().filter(|c| c.is_ascii_graphic() || *c == ' ').collect::<String>().trim().to_owned()
+}

@@ -1,0 +1,148 @@
+//! The resolver every check queries: an answer cache, in-flight sharing, then hickory.
+//!
+//! - The answer cache keeps what checks need (the records, or "no records") until the
+//!   answer's TTL runs out (the SOA's negative TTL for "no records"). It sits in front of
+//!   hickory's own cache because a hit there is cheap: one lock and a clone of an `Arc`, where
+//!   a hickory lookup builds a query, a future and a fresh record list (measured on the SPF
+//!   workload). Failures (timeout, SERVFAIL) are never cached.
+//! - hickory caches answers only once they have arrived: fifty concurrent requests for a name
+//!   that is not cached yet would send fifty queries. [`Resolver::lookup`] lets them share one
+//!   (see [`crate::singleflight`]).
+
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use hickory_resolver::TokioResolver;
+use hickory_resolver::net::{DnsError, NetError, NoRecords};
+use hickory_resolver::proto::rr::{Name, RData, RecordType};
+use lru::LruCache;
+
+use crate::singleflight::Group;
+
+/// "No records" without an SOA (no negative TTL) is kept this long.
+const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(60);
+/// No answer is kept longer than this, whatever its TTL says.
+const MAX_TTL: Duration = Duration::from_secs(86_400);
+
+type Key = (Name, RecordType);
+type AnswerCache = Mutex<LruCache<Key, (Answer, Instant)>>;
+
+/// Why a lookup produced no records.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LookupFailure {
+    /// NXDOMAIN or NODATA: the name has no records of this type.
+    #[error("no records")]
+    NoRecords,
+    /// No answer within the configured timeout and attempts.
+    #[error("timed out")]
+    Timeout,
+    /// SERVFAIL, REFUSED, a network error: the answer is unknown.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// The records of one lookup, or why there are none.
+pub type Answer = Result<Arc<[RData]>, LookupFailure>;
+
+/// hickory's resolver with concurrent identical queries merged. Cheap to clone.
+#[derive(Clone)]
+pub struct Resolver {
+    inner: TokioResolver,
+    inflight: Arc<Group<Key, Answer>>,
+    cache: Option<Arc<AnswerCache>>,
+}
+
+impl Resolver {
+    /// A resolver without an answer cache (hickory's own cache still applies).
+    pub fn new(inner: TokioResolver) -> Resolver {
+        Resolver::with_cache(inner, 0)
+    }
+
+    /// A resolver keeping up to `entries` answers (0: no answer cache).
+    pub fn with_cache(inner: TokioResolver, entries: usize) -> Resolver {
+        let cache = NonZeroUsize::new(entries).map(|n| Arc::new(Mutex::new(LruCache::new(n))));
+        Resolver { inner, inflight: Arc::new(Group::new()), cache }
+    }
+
+    /// The hickory resolver underneath.
+    pub fn hickory(&self) -> &TokioResolver {
+        &self.inner
+    }
+
+    /// Looks up `name` (taken as fully qualified) and type `rtype`.
+    pub async fn lookup(&self, name: Name, rtype: RecordType) -> Answer {
+        let mut name = name.to_lowercase();
+        name.set_fqdn(true);
+        let key = (name, rtype);
+        if let Some(answer) = self.cached(&key) {
+            return answer;
+        }
+        let inner = &self.inner;
+        let cache = &self.cache;
+        self.inflight
+            .run(key.clone(), || async move {
+                let now = Instant::now();
+                let (answer, expires) = match inner.lookup(key.0.clone(), rtype).await {
+                    Ok(lookup) => {
+                        let records: Arc<[RData]> = lookup.answers().iter().map(|r| r.data.clone()).collect();
+                        (Ok(records), Some(lookup.valid_until().min(now + MAX_TTL)))
+                    }
+                    Err(e) => {
+                        let ttl = negative_ttl(&e).map(|s| Duration::from_secs(u64::from(s)).min(MAX_TTL));
+                        let failure = to_failure(&e);
+                        let expires =
+                            (failure == LookupFailure::NoRecords).then(|| now + ttl.unwrap_or(DEFAULT_NEGATIVE_TTL));
+                        (Err(failure), expires)
+                    }
+                };
+                // Stored before the in-flight entry goes, so no caller falls between the two.
+                if let (Some(cache), Some(expires)) = (cache, expires)
+                    && expires > now
+                {
+                    cache.lock().unwrap_or_else(PoisonError::into_inner).put(key.clone(), (answer.clone(), expires));
+                }
+                answer
+            })
+            .await
+    }
+
+    fn cached(&self, key: &Key) -> Option<Answer> {
+        let mut cache = self.cache.as_ref()?.lock().unwrap_or_else(PoisonError::into_inner);
+        match cache.get(key) {
+            Some((answer, expires)) if *expires > Instant::now() => Some(answer.clone()),
+            Some(_) => {
+                cache.pop(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// [`Resolver::lookup`] for a name given as text (`"example.org"` or `"example.org."`).
+    ///
+    /// # Errors
+    /// [`LookupFailure::Failed`] for text that is not a domain name.
+    pub async fn lookup_str(&self, name: &str, rtype: RecordType) -> Answer {
+        let parsed =
+            Name::from_ascii(name).map_err(|e| LookupFailure::Failed(format!("invalid name {name:?}: {e}")))?;
+        self.lookup(parsed, rtype).await
+    }
+}
+
+fn negative_ttl(e: &NetError) -> Option<u32> {
+    match e {
+        NetError::Dns(DnsError::NoRecordsFound(NoRecords { negative_ttl, .. })) => *negative_ttl,
+        _ => None,
+    }
+}
+
+fn to_failure(e: &NetError) -> LookupFailure {
+    if e.is_no_records_found() {
+        LookupFailure::NoRecords
+    } else if matches!(e, NetError::Timeout) {
+        LookupFailure::Timeout
+    } else {
+        LookupFailure::Failed(e.to_string())
+    }
+}

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# policyd's SPF check against the SPF policy daemons it replaces, in one run on this machine:
+#   floor      postward-bench serve-trivial (the protocol floor on postward's runtime)
+#   policyd    postward-policyd on a Unix socket, default caches (warmed up for 2 s)
+#   policyd-nc postward-policyd with the result cache and the resolver cache off ("cold":
+#              every request resolves what its evaluation needs; in-flight sharing stays on)
+#   pyspf      Debian's pypolicyd-spf 3.0.4 (policyd-spf), one process per connection as
+#              Postfix spawn(8) runs it, default configuration
+#   perlspf    Debian's postfix-policyd-spf-perl 2.011, the same way
+# All of them resolve through the same fixture zones (tests/bench/spf.zone) served by
+# `postward-bench serve-dns` on 127.0.0.2:53. The anchors only read /etc/resolv.conf, so the
+# script runs in its own mount namespace with a resolv.conf naming 127.0.0.2 bind-mounted over
+# the real one (the host's file is never touched).
+# Workload: postward-bench spf over the 16 fixture domains from 198.18.0.0/15 (half pass, half
+# softfail; HELO passes), a fresh message per request, the same seed for every server.
+# Connections 1, 10, 50; SECS seconds each, servers interleaved. DNS queries per request come
+# from the fixture's own counter.
+#
+#   tests/bench/spf.sh [SECS]      (default 10)
+# Needs root (mount namespace, port 53) and the Debian packages postfix-policyd-spf-python
+# and postfix-policyd-spf-perl.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+if [[ -z "${PW_SPF_NS:-}" ]]; then
+    exec unshare --mount --propagation private env PW_SPF_NS=1 bash "$0" "$@"
+fi
+secs=${1:-10}
+cargo build --release --workspace --bins >/dev/null 2>&1
+bin=$PWD/target/release
+dir=$(mktemp -d /var/tmp/pwspf.XXXXXX)
+chmod 755 "$dir"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+echo "nameserver 127.0.0.2" > "$dir/resolv.conf"
+mount --bind "$dir/resolv.conf" /etc/resolv.conf
+
+$bin/postward-bench serve-dns --listen 127.0.0.2:53 --zone-file tests/bench/spf.zone > "$dir/dns.log" 2>&1 &
+dns_pid=$!; pids+=($dns_pid)
+$bin/postward-bench serve-trivial --listen "unix:$dir/floor.sock" & pids+=($!)
+
+policyd_conf() {  # name, extra TOML
+    cat > "$dir/$1.toml" <<TOML
+[server]
+listen = ["unix:$dir/$1.sock"]
+allow_root = true
+max_connections = 200
+[log]
+level = "warn"
+[dns]
+nameservers = ["127.0.0.2:53"]
+$2
+TOML
+}
+policyd_conf policyd ""
+policyd_conf policyd-nc $'cache_size = 0\n[spf]\ncache_size = 0'
+$bin/postward-policyd --config "$dir/policyd.toml" 2>"$dir/policyd.log" & pids+=($!)
+$bin/postward-policyd --config "$dir/policyd-nc.toml" 2>"$dir/policyd-nc.log" & pids+=($!)
+sleep 1
+
+queries() {  # the fixture's running total
+    kill -USR1 "$dns_pid"; sleep 0.2
+    grep '^queries ' "$dir/dns.log" | tail -1 | cut -d' ' -f2
+}
+domains=$(seq -s, -f 's%g.bench.test' 0 15)
+run() {  # server conns
+    local s=$1 c=$2 how warm=0s
+    case $s in
+        pyspf) how=(--spawn /usr/bin/policyd-spf) ;;
+        perlspf) how=(--spawn /usr/sbin/postfix-policyd-spf-perl) ;;
+        policyd) how=(--target "unix:$dir/$s.sock"); warm=2s ;;
+        *) how=(--target "unix:$dir/$s.sock") ;;
+    esac
+    local before; before=$(queries)
+    $bin/postward-bench policy "${how[@]}" --workload spf --sender-domains "$domains" --clients 198.18.0.0/15 \
+        --connections "$c" --duration "${secs}s" --warmup "$warm" --seed 7 --json-out "$dir/$s-$c.json" \
+        >/dev/null 2>>"$dir/bench.err" || true
+    echo $(( $(queries) - before )) > "$dir/$s-$c.queries"
+}
+servers="floor policyd policyd-nc pyspf perlspf"
+for c in 1 10 50; do
+    for s in $servers; do run "$s" "$c"; done
+done
+
+python3 - "$dir" "$servers" <<'PY'
+import json, sys, os
+d, servers = sys.argv[1], sys.argv[2].split()
+def load(s, c):
+    p = f"{d}/{s}-{c}.json"
+    return json.load(open(p)) if os.path.exists(p) else None
+def q(s, c):
+    return int(open(f"{d}/{s}-{c}.queries").read())
+print(f"{'conns':>5} {'server':>10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'q/req':>6}  answers")
+for c in (1, 10, 50):
+    for s in servers:
+        r = load(s, c)
+        if not r:
+            print(f"{c:>5} {s:>10}   (no result)"); continue
+        ans = " ".join(f"{k}={v}" for k, v in sorted(r["answers"].items()))
+        qpr = q(s, c) / max(r["requests"], 1)
+        print(f"{c:>5} {s:>10} {r['requests_per_s']:>9.0f} {r['latency_ms']['p50']:>8.3f} {r['latency_ms']['p99']:>8.3f} {r['errors']:>7} {qpr:>6.2f}  {ans}")
+    f, w, n, py, pl = (load(s, c) for s in ("floor", "policyd", "policyd-nc", "pyspf", "perlspf"))
+    if all((f, w, n, py, pl)):
+        rps = lambda r: r["requests_per_s"]
+        print(f"{c:>5}  warm: {rps(w)/rps(py):.1f}x pyspf, {rps(w)/rps(pl):.1f}x perlspf, {rps(w)/rps(f):.2f} of floor"
+              f"   no-cache: {rps(n)/rps(py):.1f}x pyspf, {rps(n)/rps(pl):.1f}x perlspf")
+PY
+echo "logs and results in $dir"
