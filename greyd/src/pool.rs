@@ -9,12 +9,10 @@
 //! the local part, which holds for every pool sender we know of.
 
 use std::net::IpAddr;
-use std::num::NonZeroUsize;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use lru::LruCache;
 use shared::dns::SpfLookup;
+use shared::ttl_cache::TtlCache;
 use viaspf::{Config, Sender, SpfResult, evaluate_sender};
 
 /// Checks pool membership through SPF.
@@ -22,15 +20,13 @@ pub struct SpfPool {
     lookup: SpfLookup,
     config: Config,
     ttl: Duration,
-    /// Held for one get or put, never across an await.
-    cache: Mutex<LruCache<(String, IpAddr), (bool, Instant)>>,
+    cache: Option<TtlCache<(String, IpAddr), bool>>,
 }
 
 impl SpfPool {
     pub fn new(lookup: SpfLookup, timeout: Duration, cache_size: usize, ttl: Duration) -> SpfPool {
         let config = Config::builder().timeout(timeout).build();
-        let size = NonZeroUsize::new(cache_size.max(1)).unwrap_or(NonZeroUsize::MIN);
-        SpfPool { lookup, config, ttl, cache: Mutex::new(LruCache::new(size)) }
+        SpfPool { lookup, config, ttl, cache: TtlCache::new(cache_size.max(1)) }
     }
 
     /// True when `sender`'s SPF record gives `pass` for `ip`.
@@ -39,17 +35,17 @@ impl SpfPool {
             return false;
         };
         let key = (crate::triplet::sender_domain(sender), ip);
-        if let Some((pass, at)) = self.cache_get(&key)
-            && at.elapsed() < self.ttl
-        {
+        if let Some(pass) = self.cache.as_ref().and_then(|c| c.get(&key)) {
             return pass;
         }
         let result = evaluate_sender(&self.lookup, &self.config, ip, &parsed, None).await;
         let pass = matches!(result.spf_result, SpfResult::Pass);
         tracing::debug!("sender pool: SPF for {sender} from {ip}: {}", result.spf_result);
         // Temporary errors are not cached: the next attempt asks again.
-        if !matches!(result.spf_result, SpfResult::Temperror) {
-            self.cache_put(key, pass);
+        if !matches!(result.spf_result, SpfResult::Temperror)
+            && let Some(cache) = &self.cache
+        {
+            cache.put(key, pass, Instant::now() + self.ttl);
         }
         pass
     }
@@ -67,15 +63,5 @@ impl SpfPool {
             }
         }
         None
-    }
-
-    fn cache_get(&self, key: &(String, IpAddr)) -> Option<(bool, Instant)> {
-        self.cache.lock().ok()?.get(key).copied()
-    }
-
-    fn cache_put(&self, key: (String, IpAddr), pass: bool) {
-        if let Ok(mut c) = self.cache.lock() {
-            c.put(key, (pass, Instant::now()));
-        }
     }
 }

@@ -46,10 +46,6 @@ impl Service {
         Ok(Service { config, spf, headers, messages: Messages::default() })
     }
 
-    pub fn spf(&self) -> Option<&SpfCheck> {
-        self.spf.as_ref()
-    }
-
     /// The general exemptions, which skip every check.
     pub fn exempt(&self, request: &PolicyRequest, ip: IpAddr) -> Option<String> {
         let exempt = &self.config.exempt;

@@ -260,6 +260,15 @@ fn is_socket(fd: i32) -> bool {
     stat.is_ok_and(|st| SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFSOCK)
 }
 
+/// The per-connection timeouts from `[server]`, the same on a socket and on stdin/stdout.
+fn serve_options(server: &crate::config::ServerConfig) -> ServeOptions {
+    ServeOptions {
+        idle_timeout: server.idle_timeout.get(),
+        request_timeout: server.request_timeout.get(),
+        ..ServeOptions::default()
+    }
+}
+
 /// spawn(8) mode: no socket, no privilege change (spawn already runs us as `user=`), no
 /// reload; one conversation, then exit.
 fn start_stdio<D: Daemon>(config: D::Config) -> Result<(), String> {
@@ -269,11 +278,7 @@ fn start_stdio<D: Daemon>(config: D::Config) -> Result<(), String> {
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async {
         let server = config.server().clone();
-        let options = ServeOptions {
-            idle_timeout: server.idle_timeout.get(),
-            request_timeout: server.request_timeout.get(),
-            ..ServeOptions::default()
-        };
+        let options = serve_options(&server);
         let service = D::build(Arc::new(config)).await.map_err(|e| format!("cannot start: {e}"))?;
         let (_tx, rx) = watch::channel(Arc::new(service));
         tracing::debug!("serving one policy conversation on stdin/stdout");
@@ -310,11 +315,7 @@ async fn run<D: Daemon>(
     let service = D::build(config.clone()).await.map_err(|e| format!("cannot start: {e}"))?;
     let (service_tx, service_rx) = watch::channel(Arc::new(service));
     let server_cfg = config.server().clone();
-    let options = ServeOptions {
-        idle_timeout: server_cfg.idle_timeout.get(),
-        request_timeout: server_cfg.request_timeout.get(),
-        ..ServeOptions::default()
-    };
+    let options = serve_options(&server_cfg);
     let (trigger, shutdown) = Shutdown::channel();
     let handler =
         move |conn: Conn, peer: String, shutdown: Shutdown| D::serve(service_rx.clone(), conn, peer, options, shutdown);

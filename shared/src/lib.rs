@@ -13,6 +13,7 @@
 //! - [`privdrop`]: switching to an unprivileged user after binding.
 //! - [`dns`]: the hickory resolver built from configuration.
 //! - [`singleflight`]: concurrent identical lookups share one.
+//! - [`ttl_cache`]: a bounded LRU map with per-entry expiry.
 //! - [`duration`]: `"5s"`-style durations used in every config file.
 //!
 //! What does not live here: anything specific to greylisting, SPF, DNSBL or authentication.
@@ -28,3 +29,4 @@ pub mod privdrop;
 pub mod server;
 pub mod signals;
 pub mod singleflight;
+pub mod ttl_cache;

@@ -7,14 +7,13 @@
 //! now, and the next attempt should ask again.
 
 use std::net::IpAddr;
-use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lru::LruCache;
 use shared::dns::SpfLookup;
 use shared::logging::printable;
 use shared::singleflight::Group;
+use shared::ttl_cache::TtlCache;
 use viaspf::lookup::{Lookup, Name};
 use viaspf::record::Mechanism;
 use viaspf::{Config, DomainName, ExplanationString, Sender, SpfResult, SpfResultCause, evaluate_sender};
@@ -62,7 +61,6 @@ impl Evaluation {
 }
 
 type Key = (IpAddr, Identity, String, String);
-type Cache = Mutex<LruCache<Key, (Arc<Evaluation>, Instant)>>;
 
 /// Evaluates identities; shared by every connection.
 pub struct Evaluator {
@@ -74,8 +72,7 @@ pub struct Evaluator {
     /// `reject-no-mail` action needs it).
     detect_no_mail: bool,
     ttl: Duration,
-    /// Held for one get or put, never across an await.
-    cache: Option<Cache>,
+    cache: Option<TtlCache<Key, Arc<Evaluation>>>,
     inflight: Group<Key, Arc<Evaluation>>,
 }
 
@@ -93,9 +90,7 @@ impl Evaluator {
             hostname: super::header::receiver_name(&config.authserv_id),
             detect_no_mail,
             ttl: config.cache_ttl.get(),
-            cache: NonZeroUsize::new(config.cache_size)
-                .filter(|_| !config.cache_ttl.get().is_zero())
-                .map(|n| Mutex::new(LruCache::new(n))),
+            cache: TtlCache::new(config.cache_size).filter(|_| !config.cache_ttl.get().is_zero()),
             inflight: Group::new(),
         }
     }
@@ -125,7 +120,7 @@ impl Evaluator {
             sender.to_string().to_ascii_lowercase(),
             helo.map(|h| h.to_string().to_ascii_lowercase()).unwrap_or_default(),
         );
-        if let Some(hit) = self.cached(&key) {
+        if let Some(hit) = self.cache.as_ref().and_then(|c| c.get(&key)) {
             return (hit, true);
         }
         // The result goes into the cache inside the shared run, before the in-flight entry is
@@ -137,27 +132,12 @@ impl Evaluator {
                 if eval.outcome != Outcome::Temperror
                     && let Some(cache) = &self.cache
                 {
-                    cache
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .put(key.clone(), (eval.clone(), Instant::now()));
+                    cache.put(key.clone(), eval.clone(), Instant::now() + self.ttl);
                 }
                 eval
             })
             .await;
         (eval, false)
-    }
-
-    fn cached(&self, key: &Key) -> Option<Arc<Evaluation>> {
-        let mut cache = self.cache.as_ref()?.lock().unwrap_or_else(PoisonError::into_inner);
-        match cache.get(key) {
-            Some((eval, at)) if at.elapsed() < self.ttl => Some(eval.clone()),
-            Some(_) => {
-                cache.pop(key);
-                None
-            }
-            None => None,
-        }
     }
 
     async fn run(

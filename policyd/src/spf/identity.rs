@@ -17,14 +17,6 @@ pub enum Target {
     Skip { identity: Identity, domain: String, why: &'static str },
 }
 
-impl Target {
-    pub fn identity(&self) -> Identity {
-        match self {
-            Target::Check { identity, .. } | Target::Skip { identity, .. } => *identity,
-        }
-    }
-}
-
 /// The identities of one message.
 #[derive(Debug, Clone)]
 pub struct Identities {

@@ -156,10 +156,6 @@ impl SpfCheck {
         }
     }
 
-    pub fn rules(&self) -> &Rules {
-        &self.rules
-    }
-
     /// Checks one message. `trace` records viaspf's trace (for the `check` command) and
     /// bypasses the cache.
     pub async fn check(&self, request: &PolicyRequest, ip: IpAddr, trace: bool) -> SpfReport {

@@ -129,10 +129,6 @@ impl Rules {
     /// `strict_domains` entries: `example.org` matches that domain, `.example.org` any
     /// name below it.
     fn is_strict(&self, domain: &str) -> bool {
-        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
-        self.strict_domains.iter().any(|s| match s.strip_prefix('.') {
-            Some(suffix) => domain.len() > suffix.len() && domain.ends_with(s.as_str()),
-            None => domain == *s,
-        })
+        super::exempt::matches_any(&domain.trim_end_matches('.').to_ascii_lowercase(), &self.strict_domains)
     }
 }

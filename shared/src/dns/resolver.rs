@@ -9,16 +9,14 @@
 //!   that is not cached yet would send fifty queries. [`Resolver::lookup`] lets them share one
 //!   (see [`crate::singleflight`]).
 
-use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::singleflight::Group;
+use crate::ttl_cache::TtlCache;
 use hickory_resolver::TokioResolver;
 use hickory_resolver::net::{DnsError, NetError, NoRecords};
 use hickory_resolver::proto::rr::{Name, RData, RecordType};
-use lru::LruCache;
-
-use crate::singleflight::Group;
 
 /// "No records" without an SOA (no negative TTL) is kept this long.
 const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(60);
@@ -26,7 +24,6 @@ const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(60);
 const MAX_TTL: Duration = Duration::from_secs(86_400);
 
 type Key = (Name, RecordType);
-type AnswerCache = Mutex<LruCache<Key, (Answer, Instant)>>;
 
 /// Why a lookup produced no records.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -50,7 +47,7 @@ pub type Answer = Result<Arc<[RData]>, LookupFailure>;
 pub struct Resolver {
     inner: TokioResolver,
     inflight: Arc<Group<Key, Answer>>,
-    cache: Option<Arc<AnswerCache>>,
+    cache: Option<Arc<TtlCache<Key, Answer>>>,
 }
 
 impl Resolver {
@@ -61,13 +58,7 @@ impl Resolver {
 
     /// A resolver keeping up to `entries` answers (0: no answer cache).
     pub fn with_cache(inner: TokioResolver, entries: usize) -> Resolver {
-        let cache = NonZeroUsize::new(entries).map(|n| Arc::new(Mutex::new(LruCache::new(n))));
-        Resolver { inner, inflight: Arc::new(Group::new()), cache }
-    }
-
-    /// The hickory resolver underneath.
-    pub fn hickory(&self) -> &TokioResolver {
-        &self.inner
+        Resolver { inner, inflight: Arc::new(Group::new()), cache: TtlCache::new(entries).map(Arc::new) }
     }
 
     /// Looks up `name` (taken as fully qualified) and type `rtype`.
@@ -75,7 +66,7 @@ impl Resolver {
         let mut name = name.to_lowercase();
         name.set_fqdn(true);
         let key = (name, rtype);
-        if let Some(answer) = self.cached(&key) {
+        if let Some(answer) = self.cache.as_ref().and_then(|c| c.get(&key)) {
             return answer;
         }
         let inner = &self.inner;
@@ -100,23 +91,11 @@ impl Resolver {
                 if let (Some(cache), Some(expires)) = (cache, expires)
                     && expires > now
                 {
-                    cache.lock().unwrap_or_else(PoisonError::into_inner).put(key.clone(), (answer.clone(), expires));
+                    cache.put(key.clone(), answer.clone(), expires);
                 }
                 answer
             })
             .await
-    }
-
-    fn cached(&self, key: &Key) -> Option<Answer> {
-        let mut cache = self.cache.as_ref()?.lock().unwrap_or_else(PoisonError::into_inner);
-        match cache.get(key) {
-            Some((answer, expires)) if *expires > Instant::now() => Some(answer.clone()),
-            Some(_) => {
-                cache.pop(key);
-                None
-            }
-            None => None,
-        }
     }
 
     /// [`Resolver::lookup`] for a name given as text (`"example.org"` or `"example.org."`).
