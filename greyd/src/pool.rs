@@ -9,7 +9,7 @@
 //! the local part, which holds for every pool sender we know of.
 
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use shared::dns::SpfLookup;
 use shared::ttl_cache::TtlCache;
@@ -45,7 +45,7 @@ impl SpfPool {
         if !matches!(result.spf_result, SpfResult::Temperror)
             && let Some(cache) = &self.cache
         {
-            cache.put(key, pass, Instant::now() + self.ttl);
+            cache.put(key, pass, tokio::time::Instant::now() + self.ttl);
         }
         pass
     }

@@ -1,8 +1,9 @@
 //! `postward-policyd check`: what the daemon would answer for a client, and why.
 //!
-//! Runs the same pipeline as the daemon (same configuration, same resolver settings), with
-//! viaspf's trace switched on, and prints each identity's result, the mechanisms evaluated
-//! and the action line. Exit status: 0 when the answer accepts, 1 when it refuses, 64 for a
+//! Runs the same pipeline as the daemon (same configuration, same resolver settings): checks
+//! the DNS lists' test points, then prints each list query with its answer and the score,
+//! each SPF identity's result with the mechanisms evaluated (viaspf's trace), and the action
+//! line. Exit status: 0 when the answer accepts, 1 when it refuses, 64 for a
 //! bad command line, 78 for a bad configuration.
 
 use std::fmt::Write as _;
@@ -12,15 +13,16 @@ use std::sync::Arc;
 
 use shared::policy::{PolicyRequest, RawRequest};
 
-use crate::Service;
+use crate::dnsbl::{DnsblCheck, DnsblReport};
 use crate::message::Message;
 use crate::spf::{Evaluation, SpfReport};
+use crate::{Reports, Service};
 
 const USAGE: &str = "usage: postward-policyd check --ip ADDR [--helo NAME] [--sender ADDR] [--client-name NAME]
-                              [--sasl-username USER] [--config PATH]
+                              [--reverse-client-name NAME] [--sasl-username USER] [--config PATH]
 
-Prints the SPF result of each identity with the mechanisms evaluated, and the action
-postward-policyd would answer. The sender may be empty (--sender '') for the null sender.";
+Prints each DNS list query with its answer, the score, the SPF result of each identity with
+the mechanisms evaluated, and the action postward-policyd would answer. The sender may be empty (--sender '') for the null sender.";
 
 /// Parsed options.
 #[derive(Debug, Default)]
@@ -29,6 +31,7 @@ struct Options {
     helo: String,
     sender: String,
     client_name: Option<String>,
+    reverse_client_name: Option<String>,
     sasl_username: String,
     config: Option<PathBuf>,
 }
@@ -47,6 +50,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--helo" => o.helo = value()?,
             "--sender" => o.sender = value()?,
             "--client-name" => o.client_name = Some(value()?),
+            "--reverse-client-name" => o.reverse_client_name = Some(value()?),
             "--sasl-username" => o.sasl_username = value()?,
             "-c" | "--config" => o.config = Some(PathBuf::from(value()?)),
             "-h" | "--help" => return Err(String::new()),
@@ -108,8 +112,11 @@ pub fn main(args: &[String]) -> ExitCode {
             eprintln!("postward-policyd check: --ip is not an address");
             return ExitCode::from(64);
         };
-        let (verdict, report) = service.evaluate(&request, ip, true).await;
-        print!("{}", render(&request, report.as_ref()));
+        if let Some(dnsbl) = service.dnsbl() {
+            dnsbl.probe_all().await;
+        }
+        let (verdict, reports) = service.evaluate(&request, ip, true).await;
+        print!("{}", render(&request, service.dnsbl(), &reports));
         let refused = verdict.refuse.is_some();
         let headers = verdict.headers.clone();
         let first = Message::new(verdict).answer(&request.protocol_state);
@@ -135,6 +142,9 @@ fn request(o: &Options) -> Result<PolicyRequest, String> {
     if let Some(name) = &o.client_name {
         attributes.push(("client_name", name.clone()));
     }
+    if let Some(name) = &o.reverse_client_name {
+        attributes.push(("reverse_client_name", name.clone()));
+    }
     let raw = RawRequest {
         attributes: attributes.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
         invalid_utf8: Vec::new(),
@@ -142,7 +152,7 @@ fn request(o: &Options) -> Result<PolicyRequest, String> {
     PolicyRequest::from_raw(raw).map_err(|e| e.to_string())
 }
 
-fn render(request: &PolicyRequest, report: Option<&SpfReport>) -> String {
+fn render(request: &PolicyRequest, dnsbl: Option<&DnsblCheck>, reports: &Reports) -> String {
     let mut out = String::new();
     let show = |s: &str| if s.is_empty() { "(none)".to_owned() } else { s.to_owned() };
     let _ = writeln!(
@@ -152,9 +162,10 @@ fn render(request: &PolicyRequest, report: Option<&SpfReport>) -> String {
         show(&request.helo_name),
         request.sender
     );
-    match report {
+    lists(&mut out, dnsbl, reports.dnsbl.as_ref());
+    match &reports.spf {
         None => {
-            let _ = writeln!(out, "spf: not evaluated (disabled, or an exemption applies to every check)");
+            let _ = writeln!(out, "spf: not evaluated (disabled, an exemption, or the DNS lists decided)");
         }
         Some(SpfReport::Exempt(why)) => {
             let _ = writeln!(out, "spf: exempt ({why})");
@@ -179,6 +190,30 @@ fn render(request: &PolicyRequest, report: Option<&SpfReport>) -> String {
         }
     }
     out
+}
+
+fn lists(out: &mut String, check: Option<&DnsblCheck>, report: Option<&DnsblReport>) {
+    let Some(check) = check else {
+        let _ = writeln!(out, "dnsbl: no lists configured");
+        return;
+    };
+    for zone in check.zones() {
+        if !zone.health.usable() {
+            let _ = writeln!(out, "dnsbl: {} skipped: {}", zone.display, zone.health.broken_why());
+        }
+    }
+    let Some(report) = report else {
+        let _ = writeln!(out, "dnsbl: not evaluated (an exemption applies to every check)");
+        return;
+    };
+    for line in &report.trace {
+        let _ = writeln!(out, "dnsbl: {line}");
+    }
+    let outcome = report.outcome.map(|o| o.to_string()).unwrap_or_default();
+    let _ = writeln!(out, "dnsbl score: {} -> {outcome}", report.score);
+    if let Some(reason) = &report.reason {
+        let _ = writeln!(out, "dnsbl reason: {reason}");
+    }
 }
 
 fn evaluation(out: &mut String, e: &Evaluation) {

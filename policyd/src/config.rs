@@ -8,6 +8,7 @@ use shared::dns::DnsConfig;
 use shared::duration::ConfigDuration;
 use shared::logging::LogConfig;
 
+use crate::dnsbl::{Site, Target};
 use crate::spf::{HeaderKind, ResultAction};
 
 /// The whole file.
@@ -18,6 +19,7 @@ pub struct Config {
     pub log: LogConfig,
     pub dns: DnsConfig,
     pub exempt: ExemptConfig,
+    pub dnsbl: DnsblConfig,
     pub spf: SpfConfig,
 }
 
@@ -35,6 +37,169 @@ pub struct ExemptConfig {
 impl Default for ExemptConfig {
     fn default() -> Self {
         ExemptConfig { authenticated: true, networks: Vec::new() }
+    }
+}
+
+/// `[dnsbl]`: DNS list scoring, postscreen-style. Nothing is queried until a list is
+/// configured.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsblConfig {
+    /// Client-address lists in postscreen's `zone=filter*weight` syntax, as in
+    /// `postscreen_dnsbl_sites` (one entry per string).
+    pub sites: Vec<String>,
+    /// Lists with options (`[[dnsbl.list]]`): RHSBL targets, DQS keys, probing.
+    pub list: Vec<ListConfig>,
+    /// Score at or above which the message is rejected (554 5.7.1); 0 turns it off.
+    pub reject_threshold: i32,
+    /// Score at or above which it is deferred (`DEFER_IF_PERMIT` 450 4.7.1); 0 turns it off.
+    pub defer_threshold: i32,
+    /// Score at or above which the score header is prepended; 0 turns it off.
+    pub header_threshold: i32,
+    /// Score at or below which the client is allowlisted (negative); 0 turns it off.
+    pub allow_threshold: i32,
+    /// An allowlisted client also skips SPF.
+    pub allow_skips_spf: bool,
+    /// Only log and add the header, never reject or defer.
+    pub dry_run: bool,
+    /// Time for all list queries of one message together (they run concurrently). A list
+    /// that has not answered by then counts as not listed.
+    pub timeout: ConfigDuration,
+    /// Answers are cached for their TTL clamped to `min_ttl..max_ttl` (postscreen: 60 s, 1 h).
+    pub min_ttl: ConfigDuration,
+    pub max_ttl: ConfigDuration,
+    /// Answers kept; 0 turns the cache off (concurrent queries are still shared).
+    pub cache_size: usize,
+    /// How often each list's RFC 5782 test points are checked (also once at start).
+    pub probe_interval: ConfigDuration,
+    /// Reply texts. Placeholders: `{list}` (the zone, never a DQS key), `{class}` (Client
+    /// host, Helo command, ...), `{what}` (the address or name listed), `{reason}` ("; " and
+    /// the list's TXT text, or nothing), `{score}`, `{ip}`.
+    pub reject_text: String,
+    pub defer_text: String,
+    /// The score header's name.
+    pub header_name: String,
+}
+
+impl Default for DnsblConfig {
+    fn default() -> Self {
+        DnsblConfig {
+            sites: Vec::new(),
+            list: Vec::new(),
+            reject_threshold: 1,
+            defer_threshold: 0,
+            header_threshold: 1,
+            allow_threshold: -1,
+            allow_skips_spf: true,
+            dry_run: false,
+            timeout: ConfigDuration::secs(5),
+            min_ttl: ConfigDuration::secs(60),
+            max_ttl: ConfigDuration::secs(3600),
+            cache_size: 20_000,
+            probe_interval: ConfigDuration::secs(900),
+            reject_text: "Service unavailable; {class} [{what}] blocked using {list}{reason}".into(),
+            defer_text: "Service temporarily unavailable; {class} [{what}] listed by {list}{reason}".into(),
+            header_name: "X-Postward-DNSBL".into(),
+        }
+    }
+}
+
+/// `[[dnsbl.list]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListConfig {
+    /// `zone=filter*weight`, as in `sites`.
+    pub site: String,
+    /// What to look up: `client`, `sender`, `helo`, `client_name`, `reverse_client_name`.
+    pub query: Vec<Target>,
+    /// A Spamhaus Data Query Service key: queries go to `KEY.zone`; replies and logs show
+    /// only the zone.
+    pub dqs_key: String,
+    /// Check the list's RFC 5782 test points and skip it while they fail.
+    pub probe: bool,
+}
+
+impl Default for ListConfig {
+    fn default() -> Self {
+        ListConfig { site: String::new(), query: vec![Target::Client], dqs_key: String::new(), probe: true }
+    }
+}
+
+/// One list entry as the check uses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListSpec {
+    pub site: Site,
+    pub query: Vec<Target>,
+    pub dqs_key: Option<String>,
+    pub probe: bool,
+}
+
+impl DnsblConfig {
+    /// Every list entry, `sites` first.
+    ///
+    /// # Errors
+    /// The key and message of the first invalid entry.
+    pub fn lists(&self) -> Result<Vec<ListSpec>, (String, String)> {
+        let mut out = Vec::new();
+        for (i, text) in self.sites.iter().enumerate() {
+            let site = text.parse::<Site>().map_err(|e| (format!("dnsbl.sites[{i}]"), e))?;
+            out.push(ListSpec { site, query: vec![Target::Client], dqs_key: None, probe: true });
+        }
+        for (i, list) in self.list.iter().enumerate() {
+            let key = |k: &str| format!("dnsbl.list[{i}].{k}");
+            let site = list.site.parse::<Site>().map_err(|e| (key("site"), e))?;
+            if list.query.is_empty() {
+                return Err((key("query"), "must name at least one target".into()));
+            }
+            if !list.dqs_key.bytes().all(|b| b.is_ascii_alphanumeric()) || list.dqs_key.len() > 63 {
+                return Err((key("dqs_key"), "must be letters and digits only (it becomes a DNS label)".into()));
+            }
+            let dqs_key = (!list.dqs_key.is_empty()).then(|| list.dqs_key.to_ascii_lowercase());
+            out.push(ListSpec { site, query: list.query.clone(), dqs_key, probe: list.probe });
+        }
+        Ok(out)
+    }
+
+    fn validate(&self, spf_limit: std::time::Duration) -> Result<(), (String, String)> {
+        self.lists()?;
+        let fail = |key: &str, msg: &str| Err((format!("dnsbl.{key}"), msg.to_owned()));
+        for (key, value) in [
+            ("reject_threshold", self.reject_threshold),
+            ("defer_threshold", self.defer_threshold),
+            ("header_threshold", self.header_threshold),
+        ] {
+            if value < 0 {
+                return fail(key, "must be positive (or 0 to turn it off)");
+            }
+        }
+        if self.allow_threshold > 0 {
+            return fail("allow_threshold", "must be negative (or 0 to turn it off)");
+        }
+        let timeout = self.timeout.get();
+        if timeout.is_zero() {
+            return fail("timeout", "must be more than 0s");
+        }
+        if (timeout + spf_limit).as_secs() >= 100 {
+            return fail(
+                "timeout",
+                "with spf.time_limit it must stay below Postfix's smtpd_policy_service_timeout (100s)",
+            );
+        }
+        if self.min_ttl.get() > self.max_ttl.get() {
+            return fail("min_ttl", "must not be more than max_ttl");
+        }
+        if self.probe_interval.get().as_secs() < 10 {
+            return fail("probe_interval", "must be at least 10s");
+        }
+        for (key, text) in [("reject_text", &self.reject_text), ("defer_text", &self.defer_text)] {
+            if let Err(e) = crate::dnsbl::check_template(text) {
+                return Err((format!("dnsbl.{key}"), e));
+            }
+        }
+        if let Err(e) = shared::policy::Header::new(&self.header_name, "x") {
+            return Err(("dnsbl.header_name".into(), e.to_string()));
+        }
+        Ok(())
     }
 }
 
@@ -161,6 +326,8 @@ impl CommonConfig for Config {
     }
     fn validate(&self) -> Result<(), (String, String)> {
         self.dns.check("dns")?;
+        let spf_limit = if self.spf.enabled { self.spf.time_limit.get() } else { std::time::Duration::ZERO };
+        self.dnsbl.validate(spf_limit)?;
         let spf = &self.spf;
         let fail = |key: &str, msg: String| Err((format!("spf.{key}"), msg));
         if spf.time_limit.get().is_zero() {

@@ -1,16 +1,20 @@
-//! postward-policyd: SPF checks (a pypolicyd-spf / postfix-policyd-spf-perl replacement)
-//! speaking the Postfix SMTP access policy delegation protocol, shaped as a pipeline of
-//! checks with one answer per message so DNS list checks can join it.
+//! postward-policyd: DNS list scoring (a policyd-weight / `reject_rbl_client` replacement)
+//! and SPF checks (a pypolicyd-spf / postfix-policyd-spf-perl replacement) speaking the
+//! Postfix SMTP access policy delegation protocol, as a pipeline of checks with one answer
+//! per message.
 //!
 //! A request's path: [`Service::decide`] → the message already decided? answer from
-//! [`message`] → otherwise the general exemptions (SMTP AUTH, trusted networks) → each check
-//! ([`spf`]) → one [`pipeline::Verdict`] → remembered per message → the answer.
+//! [`message`] → otherwise the general exemptions (SMTP AUTH, trusted networks) → the DNS
+//! lists ([`dnsbl`]; a refusal ends the pipeline, an allowlisting may skip SPF) → [`spf`] →
+//! one [`pipeline::Verdict`] → remembered per message → the answer.
 
 pub mod check;
 pub mod config;
+pub mod dnsbl;
 pub mod message;
 pub mod pipeline;
 pub mod spf;
+pub mod template;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -22,6 +26,7 @@ use shared::server::Conn;
 use shared::signals::Shutdown;
 use tokio::sync::watch;
 
+use crate::dnsbl::{DnsblCheck, DnsblReport, Outcome};
 use crate::message::Messages;
 use crate::pipeline::Verdict;
 use crate::spf::{Disposition, HeaderWriter, SpfCheck, SpfReport};
@@ -29,6 +34,7 @@ use crate::spf::{Disposition, HeaderWriter, SpfCheck, SpfReport};
 /// The running service, rebuilt on every reload.
 pub struct Service {
     config: Arc<Config>,
+    dnsbl: Option<DnsblCheck>,
     spf: Option<SpfCheck>,
     headers: HeaderWriter,
     messages: Messages,
@@ -41,9 +47,15 @@ impl Service {
     /// The resolver cannot be built.
     pub fn new(config: Arc<Config>) -> Result<Service, BuildError> {
         let resolver = config.dns.build()?;
+        let dnsbl = DnsblCheck::new(&config.dnsbl, &config.dns)?;
         let spf = config.spf.enabled.then(|| SpfCheck::new(&config.spf, resolver));
         let headers = HeaderWriter::new(config.spf.header, &config.spf.authserv_id);
-        Ok(Service { config, spf, headers, messages: Messages::default() })
+        Ok(Service { config, dnsbl, spf, headers, messages: Messages::default() })
+    }
+
+    /// The DNS list check, when lists are configured (for the `check` command).
+    pub fn dnsbl(&self) -> Option<&DnsblCheck> {
+        self.dnsbl.as_ref()
     }
 
     /// The general exemptions, which skip every check.
@@ -56,21 +68,29 @@ impl Service {
     }
 
     /// Runs the pipeline for one message. `trace` is for the `check` command.
-    pub async fn evaluate(&self, request: &PolicyRequest, ip: IpAddr, trace: bool) -> (Verdict, Option<SpfReport>) {
+    pub async fn evaluate(&self, request: &PolicyRequest, ip: IpAddr, trace: bool) -> (Verdict, Reports) {
+        let mut reports = Reports::default();
         if let Some(why) = self.exempt(request, ip) {
-            return (exempt_verdict(why), None);
+            return (exempt_verdict(why), reports);
         }
         let mut verdict = Verdict::default();
-        let mut report = None;
-        if let Some(spf) = &self.spf {
+        let mut skip_spf = false;
+        if let Some(dnsbl) = &self.dnsbl {
+            let r = dnsbl.check(request, ip).await;
+            verdict = verdict.then(dnsbl.verdict(&r, ip));
+            skip_spf = verdict.refuse.is_some() || (r.outcome == Some(Outcome::Allowlisted) && dnsbl.allow_skips_spf());
+            reports.dnsbl = Some(r);
+        }
+        if let Some(spf) = self.spf.as_ref().filter(|_| !skip_spf) {
             let r = spf.check(request, ip, trace).await;
             verdict = verdict.then(self.spf_verdict(&r, request, ip));
-            report = Some(r);
+            reports.spf = Some(r);
         }
         if verdict.reason.is_empty() {
-            verdict.reason = "no-checks".into();
+            verdict.reason =
+                if reports.spf.is_some() || reports.dnsbl.is_some() { "accepted" } else { "no-checks" }.into();
         }
-        (verdict, report)
+        (verdict, reports)
     }
 
     fn spf_verdict(&self, report: &SpfReport, request: &PolicyRequest, ip: IpAddr) -> Verdict {
@@ -106,6 +126,13 @@ impl Service {
         };
         Verdict { refuse, headers, reason: format!("spf-{}-{}", decided.identity, decided.outcome), fields }
     }
+}
+
+/// What each check found, for the `check` command.
+#[derive(Debug, Default)]
+pub struct Reports {
+    pub dnsbl: Option<DnsblReport>,
+    pub spf: Option<SpfReport>,
 }
 
 fn exempt_verdict(why: String) -> Verdict {

@@ -1,13 +1,13 @@
 //! A bounded LRU map whose entries expire at an instant given when they are stored: the
 //! cache of DNS answers (expiry from the record's TTL) and of SPF results (a configured TTL).
 //! One lock per get or put, never held across an await; a stale entry is dropped when found.
+//! Time is Tokio's clock, so tests can expire entries with paused time.
 
+use lru::LruCache;
 use std::hash::Hash;
 use std::num::NonZeroUsize;
 use std::sync::{Mutex, PoisonError};
-use std::time::Instant;
-
-use lru::LruCache;
+use tokio::time::Instant;
 
 pub struct TtlCache<K: Hash + Eq, V> {
     map: Mutex<LruCache<K, (V, Instant)>>,

@@ -223,8 +223,8 @@ impl Checked {
 async fn check(svc: &Service, r: &Req) -> Checked {
     let request = r.build();
     let ip = request.client_address.unwrap();
-    let (_, report) = svc.evaluate(&request, ip, false).await;
-    match report {
+    let (_, reports) = svc.evaluate(&request, ip, false).await;
+    match reports.spf {
         Some(SpfReport::Checked { helo, mail_from, decision, cached }) => Checked { helo, mail_from, decision, cached },
         other => panic!("expected an SPF result, got {other:?}"),
     }

@@ -132,7 +132,7 @@ impl Evaluator {
                 if eval.outcome != Outcome::Temperror
                     && let Some(cache) = &self.cache
                 {
-                    cache.put(key.clone(), eval.clone(), Instant::now() + self.ttl);
+                    cache.put(key.clone(), eval.clone(), tokio::time::Instant::now() + self.ttl);
                 }
                 eval
             })

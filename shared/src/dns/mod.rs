@@ -17,7 +17,7 @@ use crate::duration::ConfigDuration;
 
 mod resolver;
 mod spf;
-pub use resolver::{Answer, LookupFailure, Resolver};
+pub use resolver::{Answer, LookupFailure, Resolver, TtlBounds};
 pub use spf::SpfLookup;
 
 /// `[dns]`.
@@ -99,6 +99,17 @@ impl DnsConfig {
     pub fn build(&self) -> Result<Resolver, DnsConfigError> {
         let entries = usize::try_from(self.cache_size).unwrap_or(usize::MAX);
         self.build_hickory().map(|r| Resolver::with_cache(r, entries))
+    }
+
+    /// Builds a resolver of its own for one check, with its own answer cache of `entries`
+    /// answers kept for their TTL clamped to `bounds`. hickory's cache is off: this cache
+    /// sits in front of it and decides how long answers live.
+    ///
+    /// # Errors
+    /// See [`DnsConfigError`].
+    pub fn build_bounded(&self, entries: usize, bounds: TtlBounds) -> Result<Resolver, DnsConfigError> {
+        let uncached = DnsConfig { cache_size: 0, ..self.clone() };
+        uncached.build_hickory().map(|r| Resolver::with_bounds(r, entries, bounds))
     }
 
     /// Builds hickory's resolver alone, without in-flight sharing.

@@ -10,18 +10,40 @@
 //!   (see [`crate::singleflight`]).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::singleflight::Group;
 use crate::ttl_cache::TtlCache;
 use hickory_resolver::TokioResolver;
 use hickory_resolver::net::{DnsError, NetError, NoRecords};
 use hickory_resolver::proto::rr::{Name, RData, RecordType};
+use tokio::time::Instant;
 
 /// "No records" without an SOA (no negative TTL) is kept this long.
 const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(60);
-/// No answer is kept longer than this, whatever its TTL says.
+/// By default no answer is kept longer than this, whatever its TTL says.
 const MAX_TTL: Duration = Duration::from_secs(86_400);
+
+/// How long cached answers live: each answer's own TTL, clamped to `min..=max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TtlBounds {
+    /// Answers live at least this long (DNS lists publish TTLs of a few seconds to spare
+    /// their servers nothing; postscreen clamps to 60 s for the same reason).
+    pub min: Duration,
+    pub max: Duration,
+}
+
+impl Default for TtlBounds {
+    fn default() -> Self {
+        TtlBounds { min: Duration::ZERO, max: MAX_TTL }
+    }
+}
+
+impl TtlBounds {
+    fn clamp(self, ttl: Duration) -> Duration {
+        ttl.min(self.max).max(self.min)
+    }
+}
 
 type Key = (Name, RecordType);
 
@@ -48,6 +70,7 @@ pub struct Resolver {
     inner: TokioResolver,
     inflight: Arc<Group<Key, Answer>>,
     cache: Option<Arc<TtlCache<Key, Answer>>>,
+    bounds: TtlBounds,
 }
 
 impl Resolver {
@@ -58,7 +81,12 @@ impl Resolver {
 
     /// A resolver keeping up to `entries` answers (0: no answer cache).
     pub fn with_cache(inner: TokioResolver, entries: usize) -> Resolver {
-        Resolver { inner, inflight: Arc::new(Group::new()), cache: TtlCache::new(entries).map(Arc::new) }
+        Resolver::with_bounds(inner, entries, TtlBounds::default())
+    }
+
+    /// A resolver keeping up to `entries` answers for their TTL clamped to `bounds`.
+    pub fn with_bounds(inner: TokioResolver, entries: usize, bounds: TtlBounds) -> Resolver {
+        Resolver { inner, inflight: Arc::new(Group::new()), cache: TtlCache::new(entries).map(Arc::new), bounds }
     }
 
     /// Looks up `name` (taken as fully qualified) and type `rtype`.
@@ -71,22 +99,24 @@ impl Resolver {
         }
         let inner = &self.inner;
         let cache = &self.cache;
+        let bounds = self.bounds;
         self.inflight
             .run(key.clone(), || async move {
-                let now = Instant::now();
-                let (answer, expires) = match inner.lookup(key.0.clone(), rtype).await {
+                let (answer, ttl) = match inner.lookup(key.0.clone(), rtype).await {
                     Ok(lookup) => {
                         let records: Arc<[RData]> = lookup.answers().iter().map(|r| r.data.clone()).collect();
-                        (Ok(records), Some(lookup.valid_until().min(now + MAX_TTL)))
+                        let ttl = lookup.valid_until().saturating_duration_since(std::time::Instant::now());
+                        (Ok(records), Some(ttl))
                     }
                     Err(e) => {
-                        let ttl = negative_ttl(&e).map(|s| Duration::from_secs(u64::from(s)).min(MAX_TTL));
+                        let ttl = negative_ttl(&e).map_or(DEFAULT_NEGATIVE_TTL, |s| Duration::from_secs(u64::from(s)));
                         let failure = to_failure(&e);
-                        let expires =
-                            (failure == LookupFailure::NoRecords).then(|| now + ttl.unwrap_or(DEFAULT_NEGATIVE_TTL));
-                        (Err(failure), expires)
+                        let ttl = (failure == LookupFailure::NoRecords).then_some(ttl);
+                        (Err(failure), ttl)
                     }
                 };
+                let now = Instant::now();
+                let expires = ttl.map(|ttl| now + bounds.clamp(ttl));
                 // Stored before the in-flight entry goes, so no caller falls between the two.
                 if let (Some(cache), Some(expires)) = (cache, expires)
                     && expires > now
