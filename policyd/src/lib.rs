@@ -76,7 +76,7 @@ impl Service {
         let mut verdict = Verdict::default();
         let mut skip_spf = false;
         if let Some(dnsbl) = &self.dnsbl {
-            let r = dnsbl.check(request, ip).await;
+            let r = dnsbl.check(request, ip, trace).await;
             verdict = verdict.then(dnsbl.verdict(&r, ip));
             skip_spf = verdict.refuse.is_some() || (r.outcome == Some(Outcome::Allowlisted) && dnsbl.allow_skips_spf());
             reports.dnsbl = Some(r);

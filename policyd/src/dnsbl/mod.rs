@@ -39,6 +39,10 @@ const PLACEHOLDERS: &[&str] = &["list", "class", "what", "reason", "score", "ip"
 /// Postfix caps `$rbl_reason` at 500 characters.
 const MAX_REASON: usize = 500;
 const LISTED: EnhancedStatus = EnhancedStatus::new(7, 1);
+/// The TXT lookup for a refusal's reason gets at least this long (or `timeout`, if shorter),
+/// even when a slow list used up the deadline: otherwise every refusal during a list outage
+/// would lose its reason.
+const TXT_GRACE: Duration = Duration::from_secs(1);
 
 /// Checks that every `{…}` in a reply template is a DNSBL placeholder.
 ///
@@ -144,7 +148,7 @@ pub struct DnsblReport {
     pub skipped: Vec<String>,
     /// The deciding list's TXT text (key removed), for refusals.
     pub reason: Option<String>,
-    /// One line per query, for the `check` command.
+    /// One line per query, for the `check` command (empty unless asked for).
     pub trace: Vec<String>,
 }
 
@@ -218,8 +222,9 @@ impl DnsblCheck {
         probe_all(&self.zones, &self.resolver, self.timeout).await;
     }
 
-    /// Queries every usable list for this message and scores the answers.
-    pub async fn check(&self, request: &PolicyRequest, ip: IpAddr) -> DnsblReport {
+    /// Queries every usable list for this message and scores the answers. `trace` fills
+    /// [`DnsblReport::trace`].
+    pub async fn check(&self, request: &PolicyRequest, ip: IpAddr, trace: bool) -> DnsblReport {
         let deadline = Instant::now() + self.timeout;
         let mut report = DnsblReport::default();
         let queries = self.queries(request, ip, &mut report);
@@ -230,7 +235,7 @@ impl DnsblCheck {
         .await;
         for (q, answer) in queries.iter().zip(answers) {
             let answer = answer.unwrap_or(Err(LookupFailure::Timeout));
-            score_answer(q, &answer, &mut report);
+            score_answer(q, &answer, &mut report, trace);
         }
         report.score = score::total(&report.hits);
         let outcome = self.thresholds.outcome(report.score);
@@ -247,16 +252,27 @@ impl DnsblCheck {
     /// One query per usable zone and distinct name.
     fn queries<'z>(&'z self, request: &PolicyRequest, ip: IpAddr, report: &mut DnsblReport) -> Vec<Query<'z>> {
         let mut queries: Vec<Query<'z>> = Vec::with_capacity(self.zones.len());
+        // Each target's name, worked out once per message, not once per list.
+        let mut names: Vec<(Target, Option<(String, String)>)> = Vec::new();
         for zone in self.zones.iter() {
             if !zone.health.usable() {
                 report.skipped.push(format!("{}: {}", zone.display, zone.health.broken_why()));
                 continue;
             }
             for &target in &zone.targets {
-                let Some((label, what)) = target.query(request, ip) else { continue };
-                match queries.iter_mut().find(|q| std::ptr::eq(q.zone, zone) && q.label == label) {
+                let at = match names.iter().position(|(t, _)| *t == target) {
+                    Some(at) => at,
+                    None => {
+                        names.push((target, target.query(request, ip)));
+                        names.len() - 1
+                    }
+                };
+                let Some((label, what)) = &names[at].1 else { continue };
+                match queries.iter_mut().find(|q| std::ptr::eq(q.zone, zone) && q.label == *label) {
                     Some(q) => q.targets.push(target),
-                    None => queries.push(Query { zone, label, what, targets: vec![target] }),
+                    None => {
+                        queries.push(Query { zone, label: label.clone(), what: what.clone(), targets: vec![target] })
+                    }
                 }
             }
         }
@@ -266,6 +282,7 @@ impl DnsblCheck {
     /// The list's TXT text for a listed name, within what is left of the deadline.
     async fn reason(&self, q: &Query<'_>, deadline: Instant) -> Option<String> {
         let name = q.zone.name(&q.label);
+        let deadline = deadline.max(Instant::now() + TXT_GRACE.min(self.timeout));
         let records = timeout_at(deadline, self.resolver.lookup_str(&name, RecordType::TXT)).await.ok()?.ok()?;
         let texts: Vec<String> = records
             .iter()
@@ -365,22 +382,29 @@ fn header_value(report: &DnsblReport) -> String {
     value
 }
 
-/// Adds one answer's hits (or its failure) to the report.
-fn score_answer(q: &Query<'_>, answer: &Answer, report: &mut DnsblReport) {
+/// Adds one answer's hits (or its failure) to the report; with `trace`, a line saying so.
+fn score_answer(q: &Query<'_>, answer: &Answer, report: &mut DnsblReport, trace: bool) {
     let zone = q.zone;
-    let shown = format!("{}.{}", q.label, zone.display);
-    let targets: Vec<&str> = q.targets.iter().map(|t| t.as_str()).collect();
+    let head = || {
+        let targets: Vec<&str> = q.targets.iter().map(|t| t.as_str()).collect();
+        format!("{} ({}) {}.{}:", zone.display, targets.join(","), q.label, zone.display)
+    };
     let records = match answer {
         Ok(records) => records,
         Err(LookupFailure::NoRecords) => {
             zone.health.answered(&zone.display);
-            report.trace.push(format!("{} ({}) {shown}: not listed", zone.display, targets.join(",")));
+            if trace {
+                report.trace.push(format!("{} not listed", head()));
+            }
             return;
         }
         Err(e) => {
             zone.health.failed(&zone.display, &e.to_string());
-            report.errors.push(format!("{}:{}", zone.display, e.to_string().replace(' ', "-")));
-            report.trace.push(format!("{} ({}) {shown}: {e}, counted as not listed", zone.display, targets.join(",")));
+            let word = if *e == LookupFailure::Timeout { "timeout" } else { "failed" };
+            report.errors.push(format!("{}:{word}", zone.display));
+            if trace {
+                report.trace.push(format!("{} {e}, counted as not listed", head()));
+            }
             return;
         }
     };
@@ -398,25 +422,32 @@ fn score_answer(q: &Query<'_>, answer: &Answer, report: &mut DnsblReport) {
             }
         }
     }
-    let mut line = format!("{} ({}) {shown}:", zone.display, targets.join(","));
-    for a in &codes {
-        let _ = write!(line, " {a}");
-    }
-    if !ignored.is_empty() {
-        let _ = write!(line, " (ignored, not listing codes: {})", ignored.join(" "));
-    }
-    if codes.is_empty() && ignored.is_empty() {
-        line.push_str(" no address records");
+    let mut line = String::new();
+    if trace {
+        line = head();
+        for a in &codes {
+            let _ = write!(line, " {a}");
+        }
+        if !ignored.is_empty() {
+            let _ = write!(line, " (ignored, not listing codes: {})", ignored.join(" "));
+        }
+        if codes.is_empty() && ignored.is_empty() {
+            line.push_str(" no address records");
+        }
     }
     for entry in &zone.entries {
         let Some(target) = q.targets.iter().find(|t| entry.targets.contains(t)) else { continue };
         let matched: Vec<Ipv4Addr> =
             codes.iter().copied().filter(|a| entry.filter.as_ref().is_none_or(|f| f.matches(*a))).collect();
         if matched.is_empty() {
-            let _ = write!(line, "; {} no match", entry.site);
+            if trace {
+                let _ = write!(line, "; {} no match", entry.site);
+            }
             continue;
         }
-        let _ = write!(line, "; {} matches ({:+})", entry.site, entry.weight);
+        if trace {
+            let _ = write!(line, "; {} matches ({:+})", entry.site, entry.weight);
+        }
         report.hits.push(Hit {
             list: zone.display.clone(),
             site: entry.site.clone(),
@@ -426,7 +457,9 @@ fn score_answer(q: &Query<'_>, answer: &Answer, report: &mut DnsblReport) {
             weight: entry.weight,
         });
     }
-    report.trace.push(line);
+    if trace {
+        report.trace.push(line);
+    }
 }
 
 /// The periodic test-point check; ends when the check it belongs to is dropped.

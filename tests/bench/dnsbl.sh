@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# policyd's DNS list check against policyd-weight, in one run on this machine:
+#   floor      postward-bench serve-trivial (the protocol floor on postward's runtime)
+#   policyd    postward-policyd, SPF off, three lists, default cache (warmed up for 2 s)
+#   policyd-nc the same with the list cache off ("cold": every request queries every list;
+#              concurrent identical queries are still shared)
+#   weight     Debian's policyd-weight 0.1.15.2 in daemon mode (inet:127.0.0.1:12525),
+#              $dnsbl_checks_only = 1 (no HELO/MX heuristics), the same three lists, its
+#              result caches sized to hold every client (warmed up for 2 s)
+#   weight-nc  the same with its result caches off
+# The lists (generated below, served by `postward-bench serve-dns` on 127.0.0.2:53):
+#   bl1.bench.test   every 10th client listed (127.0.0.2), weight 2
+#   bl2.bench.test   every 7th client listed (127.0.0.4), weight 2
+#   wl.bench.test    every 13th client allowlisted (127.0.10.1), weight -3
+# policyd-weight reads /etc/resolv.conf, so the script runs in its own mount namespace with
+# a resolv.conf naming 127.0.0.2 bind-mounted over the real one (the host's file is never
+# touched). Workload: postward-bench --workload dnsbl over the 4,096 clients of
+# 198.18.0.0/20, a fresh message per request, the same seed for every server; connections
+# 1, 10, 50; SECS seconds each, servers interleaved. DNS queries per request come from the
+# fixture's own counter.
+#
+#   tests/bench/dnsbl.sh [SECS]      (default 10)
+# Needs root (mount namespace, port 53) and the Debian package policyd-weight.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+if [[ -z "${PW_DNSBL_NS:-}" ]]; then
+    exec unshare --mount --propagation private env PW_DNSBL_NS=1 bash "$0" "$@"
+fi
+secs=${1:-10}
+cargo build --release --workspace --bins >/dev/null 2>&1
+bin=$PWD/target/release
+dir=$(mktemp -d /var/tmp/pwdnsbl.XXXXXX)
+chmod 755 "$dir"
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    pkill -f "policyd-weight.*$dir" 2>/dev/null || true
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+echo "nameserver 127.0.0.2" > "$dir/resolv.conf"
+mount --bind "$dir/resolv.conf" /etc/resolv.conf
+
+python3 - "$dir" <<'PY'
+import sys
+d = sys.argv[1]
+lists = {"bl1": (10, "127.0.0.2"), "bl2": (7, "127.0.0.4"), "wl": (13, "127.0.10.1")}
+for name, (every, code) in lists.items():
+    with open(f"{d}/{name}.zone", "w") as f:
+        f.write(f"$ORIGIN {name}.bench.test.\n$TTL 3600\n")
+        f.write(f"@ IN SOA ns.bench.test. hostmaster.bench.test. 1 3600 600 86400 3600\n@ IN NS ns.bench.test.\n")
+        f.write("2.0.0.127 IN A 127.0.0.2\n2.0.0.127 IN TXT \"test point\"\n")
+        for i in range(4096):
+            if i % every == 0:
+                a, b = 198, 18
+                c, e = i // 256, i % 256
+                f.write(f"{e}.{c}.{b}.{a} IN A {code}\n")
+                f.write(f"{e}.{c}.{b}.{a} IN TXT \"listed, see https://{name}.bench.test/{a}.{b}.{c}.{e}\"\n")
+PY
+
+$bin/postward-bench serve-dns --listen 127.0.0.2:53 --zone-file "$dir/bl1.zone" --zone-file "$dir/bl2.zone" \
+    --zone-file "$dir/wl.zone" > "$dir/dns.log" 2>&1 &
+dns_pid=$!; pids+=($dns_pid)
+$bin/postward-bench serve-trivial --listen "unix:$dir/floor.sock" & pids+=($!)
+
+policyd_conf() {  # name, extra TOML
+    cat > "$dir/$1.toml" <<TOML
+[server]
+listen = ["unix:$dir/$1.sock"]
+allow_root = true
+max_connections = 200
+[log]
+level = "warn"
+[dns]
+nameservers = ["127.0.0.2:53"]
+[spf]
+enabled = false
+[dnsbl]
+sites = ["bl1.bench.test=127.0.0.[2..11]*2", "bl2.bench.test=127.0.0.[2..11]*2", "wl.bench.test=127.0.[0..255].[1..3]*-3"]
+$2
+TOML
+}
+policyd_conf policyd ""
+policyd_conf policyd-nc "cache_size = 0"
+$bin/postward-policyd --config "$dir/policyd.toml" 2>"$dir/policyd.log" & pids+=($!)
+$bin/postward-policyd --config "$dir/policyd-nc.toml" 2>"$dir/policyd-nc.log" & pids+=($!)
+
+weight_conf() {  # name, port, cache size
+    mkdir -p "$dir/$1.lock"; chown polw "$dir/$1.lock"
+    cat > "$dir/$1.conf" <<PERL
+\$dnsbl_checks_only = 1;
+@dnsbl_score = (
+    'bl1.bench.test', 2, 0, 'BL1',
+    'bl2.bench.test', 2, 0, 'BL2',
+    'wl.bench.test', -3, 0, 'WL',
+);
+@rhsbl_score = ();
+\$REJECTLEVEL = 1;
+\$TCP_PORT = $2;
+\$BIND_ADDRESS = '127.0.0.1';
+\$LOCKPATH = '$dir/$1.lock/';
+\$SPATH = '$dir/$1.lock/polw.sock';
+\$PIDFILE = '$dir/$1.pid';
+\$CACHESIZE = $3; \$CACHEMAXSIZE = $(( $3 * 2 ));
+\$POSCACHESIZE = $3; \$POSCACHEMAXSIZE = $(( $3 * 2 ));
+\$MAX_PROC = 60;
+PERL
+    policyd-weight -f "$dir/$1.conf" start >"$dir/$1.log" 2>&1
+}
+weight_conf weight 12525 10000
+weight_conf weight-nc 12526 0
+sleep 1
+
+queries() {  # the fixture's running total
+    kill -USR1 "$dns_pid"; sleep 0.2
+    grep '^queries ' "$dir/dns.log" | tail -1 | cut -d' ' -f2
+}
+run() {  # server conns
+    local s=$1 c=$2 how warm=0s
+    case $s in
+        weight) how=(--target inet:127.0.0.1:12525); warm=2s ;;
+        weight-nc) how=(--target inet:127.0.0.1:12526) ;;
+        policyd) how=(--target "unix:$dir/$s.sock"); warm=2s ;;
+        *) how=(--target "unix:$dir/$s.sock") ;;
+    esac
+    local before; before=$(queries)
+    $bin/postward-bench policy "${how[@]}" --workload dnsbl --clients 198.18.0.0/20 \
+        --connections "$c" --duration "${secs}s" --warmup "$warm" --seed 7 --json-out "$dir/$s-$c.json" \
+        >/dev/null 2>>"$dir/bench.err" || true
+    echo $(( $(queries) - before )) > "$dir/$s-$c.queries"
+}
+servers="floor policyd policyd-nc weight weight-nc"
+for c in 1 10 50; do
+    for s in $servers; do run "$s" "$c"; done
+done
+policyd-weight -f "$dir/weight.conf" stop >/dev/null 2>&1 || true
+policyd-weight -f "$dir/weight-nc.conf" stop >/dev/null 2>&1 || true
+
+python3 - "$dir" "$servers" <<'PY'
+import json, sys, os
+d, servers = sys.argv[1], sys.argv[2].split()
+def load(s, c):
+    p = f"{d}/{s}-{c}.json"
+    return json.load(open(p)) if os.path.exists(p) else None
+def q(s, c):
+    return int(open(f"{d}/{s}-{c}.queries").read())
+print(f"{'conns':>5} {'server':>10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'q/req':>6}  answers")
+for c in (1, 10, 50):
+    for s in servers:
+        r = load(s, c)
+        if not r:
+            print(f"{c:>5} {s:>10}   (no result)"); continue
+        ans = " ".join(f"{k}={v}" for k, v in sorted(r["answers"].items()))
+        qpr = q(s, c) / max(r["requests"], 1)
+        print(f"{c:>5} {s:>10} {r['requests_per_s']:>9.0f} {r['latency_ms']['p50']:>8.3f} {r['latency_ms']['p99']:>8.3f} {r['errors']:>7} {qpr:>6.2f}  {ans}")
+    f, w, n, pw, pwn = (load(s, c) for s in ("floor", "policyd", "policyd-nc", "weight", "weight-nc"))
+    if all((f, w, n, pw, pwn)):
+        rps = lambda r: r["requests_per_s"]
+        print(f"{c:>5}  warm: {rps(w)/rps(pw):.1f}x policyd-weight, {rps(w)/rps(f):.2f} of floor"
+              f"   cold: {rps(n)/rps(pwn):.1f}x policyd-weight (no cache), {rps(n)/rps(f):.2f} of floor")
+PY
+echo "logs and results in $dir"
