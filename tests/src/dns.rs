@@ -408,13 +408,21 @@ impl DnsFixture {
 }
 
 /// Serves the zones in `paths` (RFC 1035 master files, each naming its zone with `$ORIGIN`) on
-/// `addr`, for tools that point a daemon at fixture data. The server runs until the returned
-/// fixture is dropped.
+/// `addr`, for tools that point a daemon at fixture data; names in `delays` (and the names
+/// below them) are answered after their delay. The server runs until the returned fixture is
+/// dropped.
 ///
 /// # Errors
 /// A file that cannot be read or parsed, or `addr` cannot be bound.
-pub async fn serve_files(paths: &[PathBuf], addr: SocketAddr) -> Result<DnsFixture, FixtureError> {
+pub async fn serve_files(
+    paths: &[PathBuf],
+    delays: &[(String, Duration)],
+    addr: SocketAddr,
+) -> Result<DnsFixture, FixtureError> {
     let mut builder = DnsFixture::builder();
+    for (name, delay) in delays {
+        builder = builder.delay(name, *delay);
+    }
     builder.zone_files.extend(paths.iter().map(|p| (None, p.clone())));
     builder.start_on(addr).await
 }

@@ -243,7 +243,7 @@ async fn zone_file_and_serve_files() {
     let error = resolver.ipv4_lookup("none.fixtures.test.").await.unwrap_err();
     assert_eq!(no_records(&error).negative_ttl, Some(30));
 
-    let served = dns::serve_files(std::slice::from_ref(&path), "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let served = dns::serve_files(std::slice::from_ref(&path), &[], "127.0.0.1:0".parse().unwrap()).await.unwrap();
     let ns = served.resolver().ipv4_lookup("ns.fixtures.test.").await.unwrap();
     assert_eq!(ns.answers()[0].data.ip_addr(), Some("192.0.2.53".parse().unwrap()));
 }

@@ -15,7 +15,7 @@ use crate::workloads::{AuthSpec, Clients, DnsblSpec, GreylistSpec, PolicySpec, S
 
 pub const USAGE: &str = "\
 usage: postward-bench serve-trivial --listen ADDR
-       postward-bench serve-dns --listen IP:PORT --zone-file FILE...
+       postward-bench serve-dns --listen IP:PORT --zone-file FILE... [--delay NAME=D...]
        postward-bench policy (--target ADDR | --spawn CMD) [--workload W] [options]
        postward-bench auth --target ADDR [options]
 
@@ -31,6 +31,8 @@ serve-dns: the in-process DNS fixture serving RFC 1035 zone files (UDP and TCP),
   so far) on stdout; on SIGTERM/SIGINT it prints the total and exits.
   --listen IP:PORT         e.g. 127.0.0.2:53 for programs that only read /etc/resolv.conf
   --zone-file FILE         a zone with its $ORIGIN (repeatable)
+  --delay NAME=D           answer NAME and every name below it after D, e.g.
+                           bl1.bench.test=5ms, as a list across the Internet would (repeatable)
 
 Run options (policy, auth):
   --target ADDR            unix:/path or inet:HOST:PORT on this host (loopback only)
@@ -83,6 +85,7 @@ pub enum Command {
     ServeDns {
         listen: std::net::SocketAddr,
         zones: Vec<PathBuf>,
+        delays: Vec<(String, Duration)>,
     },
     Policy(PolicyArgs),
     Auth(AuthArgs),
@@ -143,7 +146,15 @@ pub fn parse(args: Vec<String>) -> Result<Command, String> {
             if zones.is_empty() {
                 return Err("serve-dns needs at least one --zone-file FILE".into());
             }
-            Command::ServeDns { listen, zones }
+            let delays = opts
+                .take_all("--delay")
+                .into_iter()
+                .map(|d| {
+                    let (name, after) = d.split_once('=').ok_or(format!("--delay {d:?}: expected NAME=DURATION"))?;
+                    Ok((name.to_owned(), duration(after)?))
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            Command::ServeDns { listen, zones, delays }
         }
         "policy" => Command::Policy(policy(&mut opts)?),
         "auth" => Command::Auth(auth(&mut opts)?),

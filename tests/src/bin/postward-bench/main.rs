@@ -42,7 +42,9 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Command::ServeTrivial { listen } => serve_trivial(&listen),
-        Command::ServeDns { listen, zones } => runtime().and_then(|rt| rt.block_on(serve_dns(listen, zones))),
+        Command::ServeDns { listen, zones, delays } => {
+            runtime().and_then(|rt| rt.block_on(serve_dns(listen, zones, delays)))
+        }
         Command::Policy(args) => runtime().and_then(|rt| rt.block_on(policy(args))),
         Command::Auth(args) => runtime().and_then(|rt| rt.block_on(auth(args))),
     };
@@ -69,9 +71,13 @@ fn serve_trivial(listen: &ListenAddr) -> anyhow::Result<()> {
 }
 
 /// Serves zone files until SIGTERM/SIGINT, printing the query count on SIGUSR1 and at exit.
-async fn serve_dns(listen: std::net::SocketAddr, zones: Vec<std::path::PathBuf>) -> anyhow::Result<()> {
+async fn serve_dns(
+    listen: std::net::SocketAddr,
+    zones: Vec<std::path::PathBuf>,
+    delays: Vec<(String, std::time::Duration)>,
+) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let dns = postward_tests::dns::serve_files(&zones, listen).await.context("serve-dns")?;
+    let dns = postward_tests::dns::serve_files(&zones, &delays, listen).await.context("serve-dns")?;
     let mut usr1 = signal(SignalKind::user_defined1())?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
