@@ -182,33 +182,17 @@ for s in lat-1 lat-3 weight-lat; do run "$s" 1; done
 policyd-weight -f "$dir/weight-nc.conf" stop >/dev/null 2>&1 || true
 policyd-weight -f "$dir/weight-lat.conf" stop >/dev/null 2>&1 || true
 
-python3 - "$dir" "$servers" <<'PY'
-import json, sys, os
-d, servers = sys.argv[1], sys.argv[2].split()
-def load(s, c):
-    p = f"{d}/{s}-{c}.json"
-    return json.load(open(p)) if os.path.exists(p) else None
-def q(s, c):
-    return int(open(f"{d}/{s}-{c}.queries").read())
-print(f"{'conns':>5} {'server':>10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'q/req':>6}  answers")
-for c in (1, 10, 50):
-    for s in servers:
-        r = load(s, c)
-        if not r:
-            print(f"{c:>5} {s:>10}   (no result)"); continue
-        ans = " ".join(f"{k}={v}" for k, v in sorted(r["answers"].items()))
-        qpr = q(s, c) / max(r["requests"], 1)
-        print(f"{c:>5} {s:>10} {r['requests_per_s']:>9.0f} {r['latency_ms']['p50']:>8.3f} {r['latency_ms']['p99']:>8.3f} {r['errors']:>7} {qpr:>6.2f}  {ans}")
-    f, w, n, pw, pwn = (load(s, c) for s in ("floor", "policyd", "policyd-nc", "weight", "weight-nc"))
-    if all((f, w, n, pw, pwn)):
-        rps = lambda r: r["requests_per_s"]
-        print(f"{c:>5}  warm: {rps(w)/rps(pw):.1f}x policyd-weight, {rps(w)/rps(f):.2f} of floor"
-              f"   cold: {rps(n)/rps(pwn):.1f}x policyd-weight (no cache), {rps(n)/rps(f):.2f} of floor")
+python3 tests/bench/table.py "$dir" "$servers" "warm/policyd-weight=policyd/weight" "warm/floor=policyd/floor" \
+    "cold/policyd-weight=policyd-nc/weight-nc" "cold/floor=policyd-nc/floor"
+python3 - "$dir" <<'PY'
+import json, os, sys
+d = sys.argv[1]
 print()
 print("cold latency, lists answering after a delay, 1 connection:")
 for s in ("lat-1", "lat-3", "weight-lat"):
-    r = load(s, 1)
-    if r:
+    p = f"{d}/{s}-1.json"
+    if os.path.exists(p):
+        r = json.load(open(p))
         print(f"{s:>10} {r['requests_per_s']:>9.0f} req/s  p50 {r['latency_ms']['p50']:.3f} ms  p99 {r['latency_ms']['p99']:.3f} ms  errors {r['errors']}")
 PY
 echo "logs and results in $dir"

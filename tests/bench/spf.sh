@@ -83,27 +83,6 @@ for c in 1 10 50; do
     for s in $servers; do run "$s" "$c"; done
 done
 
-python3 - "$dir" "$servers" <<'PY'
-import json, sys, os
-d, servers = sys.argv[1], sys.argv[2].split()
-def load(s, c):
-    p = f"{d}/{s}-{c}.json"
-    return json.load(open(p)) if os.path.exists(p) else None
-def q(s, c):
-    return int(open(f"{d}/{s}-{c}.queries").read())
-print(f"{'conns':>5} {'server':>10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'q/req':>6}  answers")
-for c in (1, 10, 50):
-    for s in servers:
-        r = load(s, c)
-        if not r:
-            print(f"{c:>5} {s:>10}   (no result)"); continue
-        ans = " ".join(f"{k}={v}" for k, v in sorted(r["answers"].items()))
-        qpr = q(s, c) / max(r["requests"], 1)
-        print(f"{c:>5} {s:>10} {r['requests_per_s']:>9.0f} {r['latency_ms']['p50']:>8.3f} {r['latency_ms']['p99']:>8.3f} {r['errors']:>7} {qpr:>6.2f}  {ans}")
-    f, w, n, py, pl = (load(s, c) for s in ("floor", "policyd", "policyd-nc", "pyspf", "perlspf"))
-    if all((f, w, n, py, pl)):
-        rps = lambda r: r["requests_per_s"]
-        print(f"{c:>5}  warm: {rps(w)/rps(py):.1f}x pyspf, {rps(w)/rps(pl):.1f}x perlspf, {rps(w)/rps(f):.2f} of floor"
-              f"   no-cache: {rps(n)/rps(py):.1f}x pyspf, {rps(n)/rps(pl):.1f}x perlspf")
-PY
+python3 tests/bench/table.py "$dir" "$servers" "warm/pyspf=policyd/pyspf" "warm/perlspf=policyd/perlspf" \
+    "warm/floor=policyd/floor" "no-cache/pyspf=policyd-nc/pyspf" "no-cache/perlspf=policyd-nc/perlspf"
 echo "logs and results in $dir"

@@ -7,3 +7,4 @@ pub mod client;
 pub mod dns;
 pub mod process;
 pub mod proxy;
+pub mod request;

@@ -12,7 +12,6 @@
 //! the DNS list report behind it.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use policyd::config::ListConfig;
@@ -20,9 +19,9 @@ use policyd::dnsbl::{DnsblReport, Outcome, Target};
 use policyd::{Config, Reports, Service};
 use postward_tests::dns::{DnsFixture, DnsFixtureBuilder, RecordType};
 use postward_tests::process::bin_path;
+use postward_tests::request::{Req, answer, decide, field};
 use shared::config::CommonConfig;
 use shared::duration::ConfigDuration;
-use shared::policy::{Decision, PolicyRequest, PolicyService, RawRequest};
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -162,62 +161,11 @@ fn service(config: Config) -> Service {
     Service::new(Arc::new(config)).unwrap()
 }
 
-/// A unique `instance` per request: each request is its own message.
-fn next_instance() -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    format!("inst{}", NEXT.fetch_add(1, Ordering::Relaxed))
-}
-
-/// One RCPT-stage policy request, as Postfix writes it.
-#[derive(Debug, Clone)]
-struct Req {
-    attributes: Vec<(String, String)>,
-}
-
+/// One RCPT-stage request from `ip`, as Postfix writes it for an unverified client.
 fn req(ip: &str) -> Req {
-    Req {
-        attributes: [
-            ("request", "smtpd_access_policy"),
-            ("protocol_state", "RCPT"),
-            ("protocol_name", "ESMTP"),
-            ("client_address", ip),
-            ("client_name", "unknown"),
-            ("reverse_client_name", "unknown"),
-            ("helo_name", "mail.spf.test"),
-            ("sender", "a@sender.test"),
-            ("recipient", "u@rcpt.test"),
-            ("instance", &next_instance()),
-        ]
-        .into_iter()
-        .map(|(n, v)| (n.to_owned(), v.to_owned()))
-        .collect(),
-    }
-}
-
-impl Req {
-    /// Sets an attribute, replacing any earlier value.
-    fn with(mut self, name: &str, value: &str) -> Req {
-        self.attributes.retain(|(n, _)| n != name);
-        self.attributes.push((name.to_owned(), value.to_owned()));
-        self
-    }
-
-    fn build(&self) -> PolicyRequest {
-        PolicyRequest::from_raw(RawRequest { attributes: self.attributes.clone(), invalid_utf8: vec![] }).unwrap()
-    }
-}
-
-async fn decide(svc: &Service, r: &Req) -> Decision {
-    PolicyService::decide(svc, &r.build()).await
-}
-
-/// The exact action line Postfix receives.
-async fn answer(svc: &Service, r: &Req) -> String {
-    decide(svc, r).await.action.to_string()
-}
-
-fn field<'a>(d: &'a Decision, key: &str) -> Option<&'a str> {
-    d.fields.iter().find(|(k, _)| *k == key).map(|(_, v)| v.as_str())
+    Req::rcpt(ip, "mail.spf.test", "a@sender.test")
+        .with("client_name", "unknown")
+        .with("reverse_client_name", "unknown")
 }
 
 async fn evaluate(svc: &Service, r: &Req) -> Reports {
@@ -797,7 +745,7 @@ async fn concurrent_requests_share_one_query() {
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..20 {
         let svc = Arc::clone(&svc);
-        tasks.spawn(async move { answer(&svc, &req(LISTED)).await });
+        tasks.spawn(async move { answer(&*svc, &req(LISTED)).await });
     }
     let want = reject("Client host", LISTED, "d1.test", Some("d1 reason"));
     let mut answers = 0;

@@ -9,15 +9,15 @@
 //! the per-identity results behind it.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use policyd::config::SpfConfig;
 use policyd::spf::{Evaluation, HeaderKind, Identity, Outcome, ResultAction, SpfDecision, SpfReport};
 use policyd::{Config, Service};
 use postward_tests::dns::{DnsFixture, DnsFixtureBuilder, RecordType};
+use postward_tests::request::{Req, answer, decide, field};
 use shared::duration::ConfigDuration;
-use shared::policy::{Decision, PolicyRequest, PolicyService, RawRequest};
+use shared::policy::Decision;
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -140,70 +140,13 @@ fn service(config: Config) -> Service {
     Service::new(Arc::new(config)).unwrap()
 }
 
-/// A unique `instance` per request unless a test sets one: each request is its own message.
-fn next_instance() -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    format!("inst{}", NEXT.fetch_add(1, Ordering::Relaxed))
-}
-
-/// One RCPT-stage policy request, as Postfix writes it.
-#[derive(Debug, Clone)]
-struct Req {
-    attributes: Vec<(String, String)>,
-}
-
 fn req(ip: &str, helo: &str, sender: &str) -> Req {
-    Req {
-        attributes: [
-            ("request", "smtpd_access_policy"),
-            ("protocol_state", "RCPT"),
-            ("protocol_name", "ESMTP"),
-            ("client_address", ip),
-            ("helo_name", helo),
-            ("sender", sender),
-            ("recipient", "u@rcpt.test"),
-            ("instance", &next_instance()),
-        ]
-        .into_iter()
-        .map(|(n, v)| (n.to_owned(), v.to_owned()))
-        .collect(),
-    }
+    Req::rcpt(ip, helo, sender)
 }
 
 /// The usual client and HELO with `sender`.
 fn from(sender: &str) -> Req {
     req(CLIENT, HELO, sender)
-}
-
-impl Req {
-    /// Sets an attribute, replacing any earlier value.
-    fn with(mut self, name: &str, value: &str) -> Req {
-        self.attributes.retain(|(n, _)| n != name);
-        self.attributes.push((name.to_owned(), value.to_owned()));
-        self
-    }
-
-    fn without(mut self, name: &str) -> Req {
-        self.attributes.retain(|(n, _)| n != name);
-        self
-    }
-
-    fn build(&self) -> PolicyRequest {
-        PolicyRequest::from_raw(RawRequest { attributes: self.attributes.clone(), invalid_utf8: vec![] }).unwrap()
-    }
-}
-
-async fn decide(svc: &Service, r: &Req) -> Decision {
-    PolicyService::decide(svc, &r.build()).await
-}
-
-/// The exact action line Postfix receives.
-async fn answer(svc: &Service, r: &Req) -> String {
-    decide(svc, r).await.action.to_string()
-}
-
-fn field<'a>(d: &'a Decision, key: &str) -> Option<&'a str> {
-    d.fields.iter().find(|(k, _)| *k == key).map(|(_, v)| v.as_str())
 }
 
 /// What the SPF check found for one message, per identity.
@@ -1075,7 +1018,7 @@ async fn concurrent_checks_share_one_lookup_and_are_cached() {
         .map(|_| {
             let svc = svc.clone();
             let r = from("a@sender.test");
-            tokio::spawn(async move { decide(&svc, &r).await.action.to_string() })
+            tokio::spawn(async move { decide(&*svc, &r).await.action.to_string() })
         })
         .collect();
     for t in tasks {
@@ -1085,7 +1028,7 @@ async fn concurrent_checks_share_one_lookup_and_are_cached() {
     assert_eq!(dns.queries_for("sender.test.", RecordType::TXT), 1);
     assert_eq!(dns.queries_for("sender.test", RecordType::TXT), 1);
 
-    let d = decide(&svc, &from("a@sender.test")).await;
+    let d = decide(&*svc, &from("a@sender.test")).await;
     assert!(d.action.to_string().starts_with("PREPEND Received-SPF: pass"), "{}", d.action);
     assert_eq!(field(&d, "cached"), Some("2"), "HELO and MAIL FROM from the cache: {:?}", d.fields);
     let c = check(&svc, &from("a@sender.test")).await;
