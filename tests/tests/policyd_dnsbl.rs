@@ -930,3 +930,20 @@ async fn check_command_shows_queries_score_and_action() {
         assert!(lines.contains(&want), "missing {want:?} in:\n{text}");
     }
 }
+
+/// Loopback, private and link-local clients are never sent to a list: no list can know them.
+#[tokio::test]
+async fn private_clients_are_not_queried() {
+    let dns = zones().start().await.unwrap();
+    let svc = service(config(&dns, &["bl.test"]));
+    for ip in ["10.1.2.3", "192.168.7.7", "127.0.0.1", "fd00::7", "fe80::1"] {
+        assert_eq!(answer(&svc, &req(ip)).await, "DUNNO", "{ip}");
+    }
+    let probes = dns.queries();
+    assert_eq!(answer(&svc, &req(LISTED)).await, reject("Client host", LISTED, "bl.test", Some(LISTED_WHY)));
+    assert!(dns.queries() > probes, "a public client is queried");
+    for name in ["3.2.1.10.bl.test", "7.7.168.192.bl.test", "1.0.0.127.bl.test"] {
+        assert!(dns.queries_for(name, RecordType::A) <= 1, "{name}: only the prober's test point, never a client");
+    }
+    assert_eq!(dns.queries_for("3.2.1.10.bl.test", RecordType::A), 0);
+}

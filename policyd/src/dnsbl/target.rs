@@ -1,7 +1,9 @@
 //! What a list is asked about: the client address (reversed octets or nibbles), or a domain
 //! for an RHSBL: the sender's, the HELO name, the verified client name or the unverified
 //! reverse name. Like Postfix, address literals and names ending in a numeric label are
-//! never sent to an RHSBL (they are not domains, and would leak addresses to the list).
+//! never sent to an RHSBL (they are not domains, and would leak addresses to the list), and
+//! loopback, private and link-local client addresses are never sent to a DNSBL (no list
+//! can know them; asking only tells the list about your network).
 
 use std::fmt;
 use std::fmt::Write as _;
@@ -51,7 +53,7 @@ impl Target {
     /// (shown in replies and logs), or `None` when the request has nothing to ask about.
     pub fn query(self, request: &PolicyRequest, ip: IpAddr) -> Option<(String, String)> {
         match self {
-            Target::Client => Some((reversed(ip), ip.to_string())),
+            Target::Client => public(ip).then(|| (reversed(ip), ip.to_string())),
             Target::Sender => {
                 let domain = request.sender.rsplit_once('@').map_or("", |(_, d)| d);
                 rhs_name(domain).map(|d| (d.clone(), d))
@@ -66,6 +68,20 @@ impl Target {
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// Whether a DNS list can know anything about `ip`: not loopback, private (RFC 1918, IPv6
+/// unique local), link-local or unspecified.
+pub fn public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => !(v4.is_loopback() || v4.is_private() || v4.is_link_local() || v4.is_unspecified()),
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return public(IpAddr::V4(v4));
+            }
+            !(v6.is_loopback() || v6.is_unique_local() || v6.is_unicast_link_local() || v6.is_unspecified())
+        }
     }
 }
 
@@ -120,6 +136,27 @@ mod tests {
         let v6 = reversed("2001:db8:1:2::7f".parse().unwrap());
         assert_eq!(v6, "f.7.0.0.0.0.0.0.0.0.0.0.0.0.0.0.2.0.0.0.1.0.0.0.8.b.d.0.1.0.0.2");
         assert_eq!(v6.split('.').count(), 32);
+    }
+
+    #[test]
+    fn private_clients_are_never_sent_to_a_list() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.1.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(!public(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["192.0.2.1", "198.18.0.1", "8.8.8.8", "2001:db8::1", "::ffff:192.0.2.1"] {
+            assert!(public(ip.parse().unwrap()), "{ip}");
+        }
     }
 
     #[test]
