@@ -779,11 +779,17 @@ async fn lists_failing_their_test_points_are_skipped() {
     assert_eq!(
         r.skipped,
         vec![
-            line("nolist.test: test point 127.0.0.2 is not listed (the zone is gone or not an RFC 5782 list)"),
-            line("all.test: test point 127.0.0.1 is listed (the zone lists everything)"),
-            line(
-                "refused.test: test point 127.0.0.2 answered 127.255.255.254: the list refuses this resolver or is not \
-               a DNS list"
+            (
+                line("nolist.test"),
+                line("test point 127.0.0.2 is not listed (the zone is gone or not an RFC 5782 list)")
+            ),
+            (line("all.test"), line("test point 127.0.0.1 is listed (the zone lists everything)")),
+            (
+                line("refused.test"),
+                line(
+                    "test point 127.0.0.2 answered 127.255.255.254: the list refuses this resolver or is not a DNS \
+                     list"
+                )
             ),
         ]
     );

@@ -21,7 +21,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use hickory_resolver::proto::rr::{RData, RecordType};
 use shared::daemon::BuildError;
-use shared::dns::{Answer, DnsConfig, LookupFailure, Resolver, TtlBounds};
+use shared::dns::{Answer, DnsConfig, LookupFailure, Resolver, TtlBounds, txt_texts};
 use shared::policy::{Action, EnhancedStatus, Header, PolicyRequest, Reply};
 use tokio::task::AbortHandle;
 use tokio::time::{Instant, timeout_at};
@@ -144,8 +144,8 @@ pub struct DnsblReport {
     pub hits: Vec<Hit>,
     /// Lists that did not answer (`list target: error`): counted as not listed.
     pub errors: Vec<String>,
-    /// Lists skipped because their test points fail (`list: why`).
-    pub skipped: Vec<String>,
+    /// Lists skipped because their test points fail: (list, why).
+    pub skipped: Vec<(String, String)>,
     /// The deciding list's TXT text (key removed), for refusals.
     pub reason: Option<String>,
     /// One line per query, for the `check` command (empty unless asked for).
@@ -256,7 +256,7 @@ impl DnsblCheck {
         let mut names: Vec<(Target, Option<(String, String)>)> = Vec::new();
         for zone in self.zones.iter() {
             if !zone.health.usable() {
-                report.skipped.push(format!("{}: {}", zone.display, zone.health.broken_why()));
+                report.skipped.push((zone.display.clone(), zone.health.broken_why()));
                 continue;
             }
             for &target in &zone.targets {
@@ -284,16 +284,7 @@ impl DnsblCheck {
         let name = q.zone.name(&q.label);
         let deadline = deadline.max(Instant::now() + TXT_GRACE.min(self.timeout));
         let records = timeout_at(deadline, self.resolver.lookup_str(&name, RecordType::TXT)).await.ok()?.ok()?;
-        let texts: Vec<String> = records
-            .iter()
-            .filter_map(|r| match r {
-                RData::TXT(txt) => {
-                    let joined: Vec<u8> = txt.txt_data.iter().flat_map(|s| s.iter().copied()).collect();
-                    Some(String::from_utf8_lossy(&joined).into_owned())
-                }
-                _ => None,
-            })
-            .collect();
+        let texts = txt_texts(&records);
         if texts.is_empty() {
             return None;
         }
@@ -322,7 +313,7 @@ impl DnsblCheck {
             verdict.fields.push(("dnsbl_error", report.errors.join(",")));
         }
         if !report.skipped.is_empty() {
-            let lists: Vec<&str> = report.skipped.iter().map(|s| s.split(':').next().unwrap_or(s)).collect();
+            let lists: Vec<&str> = report.skipped.iter().map(|(list, _)| list.as_str()).collect();
             verdict.fields.push(("dnsbl_skipped", lists.join(",")));
         }
         let refuse = match outcome {

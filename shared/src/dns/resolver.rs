@@ -139,6 +139,21 @@ impl Resolver {
     }
 }
 
+/// The text of each TXT record among `records`, its character-strings concatenated
+/// (RFC 7208 §3.3 for SPF; DNS lists split long reasons the same way).
+pub fn txt_texts(records: &[RData]) -> Vec<String> {
+    records
+        .iter()
+        .filter_map(|r| match r {
+            RData::TXT(txt) => {
+                let joined: Vec<u8> = txt.txt_data.iter().flat_map(|s| s.iter().copied()).collect();
+                Some(String::from_utf8_lossy(&joined).into_owned())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 fn negative_ttl(e: &NetError) -> Option<u32> {
     match e {
         NetError::Dns(DnsError::NoRecordsFound(NoRecords { negative_ttl, .. })) => *negative_ttl,

@@ -62,17 +62,7 @@ impl Lookup for SpfLookup {
 
     async fn lookup_txt<'lookup, 'a>(&'lookup self, name: &'a Name) -> LookupResult<Vec<String>> {
         let records = self.records(name.as_str(), RecordType::TXT).await?;
-        Ok(records
-            .iter()
-            .filter_map(|r| {
-                if let RData::TXT(txt) = r {
-                    let joined: Vec<u8> = txt.txt_data.iter().flat_map(|s| s.iter().copied()).collect();
-                    Some(String::from_utf8_lossy(&joined).into_owned())
-                } else {
-                    None
-                }
-            })
-            .collect())
+        Ok(super::txt_texts(&records))
     }
 
     async fn lookup_ptr<'lookup>(&'lookup self, ip: IpAddr) -> LookupResult<Vec<Name>> {
