@@ -1,35 +1,15 @@
-//! postward-authd(8).
+//! postward-authd(8): the daemon, and its `pw` and `test` commands.
 
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use shared::daemon::Cli;
+/// mimalloc: see the workspace Cargo.toml (glibc's arena locks under tokio's work stealing).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = match Cli::parse(std::env::args().skip(1)) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{}: {e}", authd::NAME);
-            return ExitCode::from(64);
-        }
-    };
-    if cli.version {
-        println!("{} {}", authd::NAME, env!("CARGO_PKG_VERSION"));
-        return ExitCode::SUCCESS;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(code) = authd::commands::dispatch(&args) {
+        return code;
     }
-    let path = cli.config.clone().or_else(|| Some(PathBuf::from(authd::DEFAULT_CONFIG)).filter(|p| p.exists()));
-    let checked = match &path {
-        Some(p) => shared::config::load_checked::<authd::Config>(p).map(drop),
-        None => shared::config::check(&authd::Config::default(), None, Path::new("(built-in defaults)")),
-    };
-    if let Err(e) = checked {
-        eprintln!("{}: invalid configuration: {e}", authd::NAME);
-        return ExitCode::from(78);
-    }
-    if cli.check_config {
-        println!("{}: configuration is valid", authd::NAME);
-        return ExitCode::SUCCESS;
-    }
-    eprintln!("{}: the Dovecot auth protocol server is not implemented in this release", authd::NAME);
-    ExitCode::from(1)
+    shared::daemon::main::<authd::Service>(args)
 }

@@ -20,6 +20,7 @@
 
 pub mod config;
 pub mod daemon;
+pub mod dburl;
 pub mod dns;
 pub mod duration;
 pub mod listen;

@@ -40,7 +40,7 @@ pub(super) struct Target {
 
 impl Target {
     pub(super) fn parse(url: &str) -> Result<Target, StoreError> {
-        let (display, password) = split_password(url);
+        let (display, password) = shared::dburl::split_password(url);
         let Some((scheme, rest)) = url.split_once(':') else {
             return Err(StoreError::InvalidUrl(format!("\"{display}\" has no scheme")));
         };
@@ -66,7 +66,7 @@ impl Target {
             if database.is_empty() || database == ":memory:" || mode == Some("memory") {
                 return Ok(target);
             }
-            target.sqlite_file = Some(PathBuf::from(super::error::percent_decode(database)));
+            target.sqlite_file = Some(PathBuf::from(shared::dburl::percent_decode(database)));
             if mode.is_none() {
                 target.url.push(if params.is_some() { '&' } else { '?' });
                 target.url.push_str("mode=rwc");
@@ -78,25 +78,6 @@ impl Target {
     pub(super) fn redactor(&self) -> Redactor {
         Redactor::new(self.password.as_deref())
     }
-}
-
-/// Returns the URL with the password (in `scheme://user:password@host`) replaced by `***`, and
-/// the password as written.
-fn split_password(url: &str) -> (String, Option<String>) {
-    let Some(start) = url.find("://").map(|i| i + 3) else {
-        return (url.to_owned(), None);
-    };
-    let authority_len = url[start..].find(['/', '?', '#']).unwrap_or(url.len() - start);
-    let authority = &url[start..start + authority_len];
-    let Some((userinfo, _host)) = authority.rsplit_once('@') else {
-        return (url.to_owned(), None);
-    };
-    let Some((user, password)) = userinfo.split_once(':') else {
-        return (url.to_owned(), None);
-    };
-    let password_start = start + user.len() + 1;
-    let display = format!("{}***{}", &url[..password_start], &url[password_start + password.len()..]);
-    (display, Some(password.to_owned()))
 }
 
 /// Opens the pool, after checking the URL, connecting once and applying the migrations.

@@ -60,32 +60,15 @@ enum Class {
 
 /// Turns sqlx errors into [`StoreError`]s with the password removed from the text.
 #[derive(Clone, Default)]
-pub(super) struct Redactor {
-    /// The password from the URL, as written and percent-decoded; empty strings are dropped.
-    secrets: Vec<String>,
-}
+pub(super) struct Redactor(shared::dburl::Redactor);
 
 impl Redactor {
     pub(super) fn new(password: Option<&str>) -> Redactor {
-        let mut secrets = Vec::new();
-        if let Some(raw) = password.filter(|p| !p.is_empty()) {
-            let decoded = percent_decode(raw);
-            if decoded != raw {
-                secrets.push(decoded);
-            }
-            secrets.push(raw.to_owned());
-        }
-        Redactor { secrets }
+        Redactor(shared::dburl::Redactor::new(password))
     }
 
     pub(super) fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        let mut text = Cow::Borrowed(text);
-        for secret in &self.secrets {
-            if text.contains(secret.as_str()) {
-                text = Cow::Owned(text.replace(secret.as_str(), "***"));
-            }
-        }
-        text
+        self.0.redact(text)
     }
 
     /// Maps an error of an operation on `backend`.
@@ -167,37 +150,9 @@ fn classify_code(backend: Backend, code: &str) -> Class {
     }
 }
 
-/// Decodes `%XX` escapes (as a URL password may carry them); invalid escapes stay as written.
-pub(super) fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let Some(hex) = text.get(i + 1..i + 3)
-            && let Ok(byte) = u8::from_str_radix(hex, 16)
-        {
-            out.push(byte);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redacts_raw_and_decoded_password() {
-        let redactor = Redactor::new(Some("p%40ss"));
-        assert_eq!(redactor.redact("x p@ss y p%40ss"), "x *** y ***");
-        assert_eq!(Redactor::new(None).redact("p@ss"), "p@ss");
-        assert_eq!(Redactor::new(Some("")).redact("abc"), "abc");
-    }
 
     #[test]
     fn sorts_error_codes() {

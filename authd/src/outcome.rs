@@ -1,0 +1,122 @@
+//! How an attempt ended: the reply Postfix gets, the reason the log gets.
+//!
+//! Clients see only generic texts (Dovecot's advice: never tell "unknown user" from "wrong
+//! password"); the log line says exactly what happened.
+
+use crate::hasher::Busy;
+use crate::mech::MechError;
+use crate::protocol::FailCode;
+use crate::username::BadUsername;
+
+/// Why an attempt failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// Not base64 (strict, padded). `initial`: in the AUTH line rather than a CONT.
+    InvalidBase64 {
+        initial: bool,
+    },
+    Malformed(MechError),
+    BadUsername(BadUsername),
+    UnknownUser,
+    WrongPassword,
+    /// The account exists but may not log in; `why` is for the log.
+    Disabled(&'static str),
+    Expired,
+    /// allow_nets of the account does not cover the client.
+    NotFromHere,
+    /// An authorization identity other than the user, not allowed by `master_users`.
+    Authz,
+    /// The store could not answer; the text is for the log.
+    Store(String),
+    Busy(Busy),
+    /// The client did not answer a challenge in time.
+    Timeout,
+    /// A CONT arrived when no challenge was pending.
+    UnexpectedContinuation,
+    /// The mechanism is known but not offered by this configuration.
+    MechanismNotOffered,
+}
+
+impl Failure {
+    /// The `reason=` Postfix shows the SMTP client.
+    pub fn reply_reason(&self) -> &'static str {
+        match self {
+            Failure::InvalidBase64 { initial: true } => "Invalid base64 data in initial response",
+            Failure::InvalidBase64 { initial: false } => "Invalid base64 data in continued response",
+            Failure::Store(_) | Failure::Busy(_) => "Temporary authentication failure",
+            Failure::Timeout => "Authentication request timed out",
+            Failure::UnexpectedContinuation => "Unexpected continuation",
+            _ => "Authentication failed",
+        }
+    }
+
+    /// Dovecot's `code=`.
+    pub fn code(&self) -> Option<FailCode> {
+        match self {
+            Failure::InvalidBase64 { .. } => Some(FailCode::InvalidBase64),
+            Failure::Store(_) | Failure::Busy(_) => Some(FailCode::TempFail),
+            Failure::Authz => Some(FailCode::AuthzFail),
+            // Disabled and expired accounts get the same code-less reply as a wrong password:
+            // the client learns nothing about the account.
+            _ => None,
+        }
+    }
+
+    /// A word for the log's `reason=` field (fail2ban filters match on these).
+    pub fn log_reason(&self) -> String {
+        match self {
+            Failure::InvalidBase64 { .. } => "invalid-base64".to_owned(),
+            Failure::Malformed(e) => format!("malformed ({e})"),
+            Failure::BadUsername(e) => format!("bad-username ({e})"),
+            Failure::UnknownUser => "unknown-user".to_owned(),
+            Failure::WrongPassword => "password-mismatch".to_owned(),
+            Failure::Disabled(why) => format!("disabled ({why})"),
+            Failure::Expired => "expired".to_owned(),
+            Failure::NotFromHere => "client-not-allowed".to_owned(),
+            Failure::Authz => "authzid-not-allowed".to_owned(),
+            Failure::Store(e) => format!("temporary-failure ({e})"),
+            Failure::Busy(e) => format!("temporary-failure ({e})"),
+            Failure::Timeout => "timeout".to_owned(),
+            Failure::UnexpectedContinuation => "unexpected-continuation".to_owned(),
+            Failure::MechanismNotOffered => "mechanism-not-offered".to_owned(),
+        }
+    }
+
+    /// Failures answered after the failure delay. Dovecot answers bad base64 at once, and
+    /// temporary failures gain nothing from waiting.
+    pub fn is_delayed(&self) -> bool {
+        !matches!(self, Failure::InvalidBase64 { .. } | Failure::Store(_) | Failure::Busy(_) | Failure::Timeout)
+    }
+
+    /// Failures that count toward the brute-force penalty: guesses, not breakage.
+    pub fn is_guess(&self) -> bool {
+        matches!(
+            self,
+            Failure::UnknownUser
+                | Failure::WrongPassword
+                | Failure::Authz
+                | Failure::Disabled(_)
+                | Failure::Expired
+                | Failure::NotFromHere
+                | Failure::BadUsername(_)
+        )
+    }
+}
+
+/// The end of one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The canonical user on success; on failure the normalised name when there is one.
+    pub user: Option<String>,
+    pub result: Result<(), Failure>,
+}
+
+impl Outcome {
+    pub fn success(user: String) -> Outcome {
+        Outcome { user: Some(user), result: Ok(()) }
+    }
+
+    pub fn failure(user: Option<String>, failure: Failure) -> Outcome {
+        Outcome { user, result: Err(failure) }
+    }
+}

@@ -1,0 +1,414 @@
+//! One attempt's path after the mechanism has parsed it: name → authorization → cache →
+//! store → verify (on the hashing pool) → account checks → penalty and failure delay → one
+//! log line. The mechanisms in [`crate::request`] call [`Service::check_password`] (PLAIN,
+//! LOGIN) or [`Service::account_for`] + [`Service::admit`] (CRAM-MD5, SCRAM), then
+//! [`Service::finish`].
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use shared::daemon::BuildError;
+use tokio::time::Instant;
+
+use crate::cache::{Fingerprint, Fingerprinter, VerifyCache};
+use crate::config::{Config, Driver};
+use crate::hasher::Hasher;
+use crate::mech::Mech;
+use crate::outcome::{Failure, Outcome};
+use crate::protocol::{Handshake, MechFlags};
+use crate::scheme::{Scheme, ScramKeys, Stored, decoy};
+use crate::store::passwd_file::PasswdFile;
+use crate::store::shadow::{Shadow, ShadowSettings};
+use crate::store::sql::{SqlDb, SqlSettings};
+use crate::store::{Account, LookupContext, PassDb, Status};
+use crate::throttle::{Throttle, ThrottleSettings};
+use crate::username::UsernamePolicy;
+
+/// Time kept free at the end of the reply budget for writing the reply.
+const WRITE_MARGIN: Duration = Duration::from_millis(100);
+
+/// What the service knows about one attempt.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub id: u32,
+    pub mech: Mech,
+    /// Postfix's `service=` (`smtp`, `submission`, …).
+    pub service: String,
+    pub rip: Option<IpAddr>,
+    pub lip: Option<IpAddr>,
+    pub secured: bool,
+    /// When the AUTH line arrived: the reply budget counts from here.
+    pub started: Instant,
+}
+
+/// The account a CRAM-MD5 or SCRAM exchange proves credentials for.
+pub struct Login {
+    /// The normalised name that authenticates.
+    pub name: String,
+    /// The user to log in as when a master user names another one.
+    pub target: Option<String>,
+    /// `None` for an unknown user: the exchange runs on decoy credentials to the end.
+    pub account: Option<Arc<Account>>,
+}
+
+/// The running service, rebuilt on every reload.
+pub struct Service {
+    mechs: Vec<Mech>,
+    announce: Vec<(&'static str, MechFlags)>,
+    names: UsernamePolicy,
+    passdb: PassDb,
+    hasher: Hasher,
+    throttle: Option<Throttle>,
+    cache: Option<VerifyCache>,
+    fingerprints: Fingerprinter,
+    /// Verified for unknown users, so they cost what a wrong password costs.
+    decoy: Stored,
+    master_users: HashSet<String>,
+    failure_delay: Duration,
+    budget: Duration,
+    hostname: String,
+    connections: AtomicU64,
+}
+
+impl Service {
+    /// Builds the service from a checked configuration: opens the store, sizes the pools.
+    ///
+    /// # Errors
+    /// The store cannot be opened (unreadable passwd-file, bad database URL, …).
+    pub async fn build(config: Arc<Config>) -> Result<Service, BuildError> {
+        let auth = &config.auth;
+        let names = UsernamePolicy {
+            lowercase: auth.lowercase_usernames,
+            default_domain: Some(auth.default_domain.clone()).filter(|d| !d.is_empty()),
+            extra_chars: auth.username_chars.clone(),
+            max_length: auth.max_username_length,
+        };
+        let default_scheme = config.default_scheme();
+        let p = &config.passdb;
+        let passdb = match p.driver {
+            Driver::PasswdFile => PassDb::File(PasswdFile::open(&p.path, default_scheme, names.clone())?),
+            Driver::Sql => PassDb::Sql(SqlDb::open(
+                &SqlSettings {
+                    url: p.url.clone(),
+                    query: p.query.clone(),
+                    default_scheme,
+                    timeout: p.timeout.get(),
+                    max_connections: p.max_connections,
+                },
+                names.clone(),
+            )?),
+            Driver::Shadow => PassDb::Shadow(Shadow::open(ShadowSettings {
+                shadow: p.shadow_file.clone(),
+                passwd: p.passwd_file.clone(),
+                group: p.group_file.clone(),
+                min_uid: p.min_uid,
+                required_group: Some(p.required_group.clone()).filter(|g| !g.is_empty()),
+            })?),
+        };
+        let mechs = config.mechanisms();
+        warn_unservable(&passdb, &mechs);
+        let throttle = config.throttle.enabled.then(|| {
+            Throttle::new(ThrottleSettings {
+                initial: config.throttle.initial.get(),
+                max: config.throttle.max.get(),
+                forget_after: config.throttle.forget_after.get(),
+                size: config.throttle.size,
+                ipv6_prefix: config.throttle.ipv6_prefix,
+            })
+        });
+        // The decoy costs what a real hash costs: the store's own slow scheme, or SHA512-CRYPT
+        // (what distributions and `doveadm pw` users mostly store) when that is unknown.
+        let decoy_scheme = if default_scheme.is_slow() && default_scheme != Scheme::Crypt {
+            default_scheme
+        } else {
+            Scheme::Sha512Crypt
+        };
+        let hostname = if auth.hostname.is_empty() {
+            nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".to_owned())
+        } else {
+            auth.hostname.clone()
+        };
+        tracing::info!(
+            "password store: {}; mechanisms: {}",
+            passdb.describe(),
+            mechs.iter().map(|m| m.name()).collect::<Vec<_>>().join(" ")
+        );
+        Ok(Service {
+            announce: mechs.iter().map(|m| (m.name(), m.flags())).collect(),
+            mechs,
+            master_users: auth.master_users.iter().filter_map(|u| names.normalize(u.as_bytes()).ok()).collect(),
+            names,
+            passdb,
+            hasher: Hasher::new(auth.hash_workers, auth.hash_queue),
+            throttle,
+            cache: VerifyCache::new(config.cache.size, config.cache.ttl.get()),
+            fingerprints: Fingerprinter::new(),
+            decoy: decoy(decoy_scheme),
+            failure_delay: auth.failure_delay.get(),
+            budget: auth.reply_budget.get(),
+            hostname,
+            connections: AtomicU64::new(0),
+        })
+    }
+
+    /// The handshake for a new connection (its own CUID and cookie).
+    pub fn handshake(&self) -> String {
+        let mut cookie = [0u8; 16];
+        let _ = getrandom::fill(&mut cookie);
+        Handshake {
+            mechs: &self.announce,
+            spid: std::process::id(),
+            cuid: self.connections.fetch_add(1, Ordering::Relaxed) + 1,
+            cookie,
+        }
+        .render()
+    }
+
+    /// The offered mechanism called `name`, if any.
+    pub fn mechanism(&self, name: &str) -> Option<Mech> {
+        Mech::from_name(name).filter(|m| self.mechs.contains(m))
+    }
+
+    pub fn hostname(&self) -> &str {
+        &self.hostname
+    }
+
+    /// PLAIN and LOGIN: checks a password.
+    pub async fn check_password(
+        &self,
+        at: &Attempt,
+        authzid: Option<&[u8]>,
+        authcid: &[u8],
+        password: &[u8],
+    ) -> (Outcome, Option<Fingerprint>) {
+        let name = match self.names.normalize(authcid) {
+            Ok(n) => n,
+            Err(e) => return (Outcome::failure(None, Failure::BadUsername(e)), None),
+        };
+        let fp = self.fingerprints.of(&name, password);
+        let target = match self.authorize(&name, authzid) {
+            Ok(t) => t,
+            Err(f) => return (Outcome::failure(Some(name), f), Some(fp)),
+        };
+        let generation = self.passdb.generation();
+        let cache_key = self.cache.as_ref().map(|_| self.cache_key(at, &name, password));
+        if target.is_none()
+            && let (Some(cache), Some(key)) = (&self.cache, &cache_key)
+            && let Some(user) = cache.get(key, generation)
+        {
+            return (Outcome::success(user), Some(fp));
+        }
+        let account = match self.lookup(&name, at).await {
+            Ok(a) => a,
+            Err(f) => return (Outcome::failure(Some(name), f), Some(fp)),
+        };
+        let stored = account.as_ref().and_then(|a| a.password.clone()).unwrap_or_else(|| self.decoy.clone());
+        let secret = zeroize::Zeroizing::new(password.to_vec());
+        let verified = if stored.scheme().is_slow() {
+            match self.hasher.run(self.deadline(at), move || stored.verify(&secret)).await {
+                Ok(v) => v,
+                Err(busy) => return (Outcome::failure(Some(name), Failure::Busy(busy)), Some(fp)),
+            }
+        } else {
+            stored.verify(&secret)
+        };
+        let Some(account) = account else {
+            return (Outcome::failure(Some(name), Failure::UnknownUser), Some(fp));
+        };
+        if account.password.is_some() && !verified {
+            return (Outcome::failure(Some(name), Failure::WrongPassword), Some(fp));
+        }
+        // A hit skips every account check: only accounts whose checks do not depend on the
+        // request (no allow_nets, no master login) are remembered.
+        let cacheable = account.allow_nets.is_empty() && target.is_none();
+        let outcome = match self.admit(at, &Login { name, target, account: Some(account) }).await {
+            Ok(user) => {
+                if let (Some(cache), Some(key)) = (&self.cache, cache_key)
+                    && cacheable
+                {
+                    cache.put(key, &user, generation);
+                }
+                Outcome::success(user)
+            }
+            Err(o) => o,
+        };
+        (outcome, Some(fp))
+    }
+
+    /// CRAM-MD5 and SCRAM: the account whose credentials the exchange checks.
+    ///
+    /// # Errors
+    /// A bad name, a refused authorization identity or a store failure, as a final outcome.
+    pub async fn account_for(&self, at: &Attempt, authzid: Option<&[u8]>, authcid: &[u8]) -> Result<Login, Outcome> {
+        let name = self.names.normalize(authcid).map_err(|e| Outcome::failure(None, Failure::BadUsername(e)))?;
+        let target = self.authorize(&name, authzid).map_err(|f| Outcome::failure(Some(name.clone()), f))?;
+        let account = self.lookup(&name, at).await.map_err(|f| Outcome::failure(Some(name.clone()), f))?;
+        Ok(Login { name, target, account })
+    }
+
+    /// SCRAM-SHA-256 keys for a login: the account's, or decoys for an unknown user or one
+    /// whose store entry cannot serve SCRAM (the exchange then fails at the proof, as a
+    /// wrong password does, instead of telling the client early).
+    pub async fn scram_keys(&self, at: &Attempt, login: &Login) -> Result<ScramKeys, Failure> {
+        let stored = login.account.as_ref().and_then(|a| a.password.clone());
+        let derived = match stored {
+            Some(s) if s.scheme() == Scheme::Plain => {
+                self.hasher.run(self.deadline(at), move || s.scram_sha256()).await.map_err(Failure::Busy)?
+            }
+            Some(s) => s.scram_sha256(),
+            None => None,
+        };
+        Ok(derived.unwrap_or_else(|| self.decoy_scram(&login.name)))
+    }
+
+    /// After the credentials are proven: the account's state, its networks, and the master
+    /// user's target. Returns the user to report in `OK user=`.
+    ///
+    /// # Errors
+    /// The outcome to report.
+    pub async fn admit(&self, at: &Attempt, login: &Login) -> Result<String, Outcome> {
+        let fail = |f: Failure| Outcome::failure(Some(login.name.clone()), f);
+        let Some(account) = &login.account else { return Err(fail(Failure::UnknownUser)) };
+        match account.status {
+            Status::Active => {}
+            Status::Disabled(why) => return Err(fail(Failure::Disabled(why))),
+            Status::Expired => return Err(fail(Failure::Expired)),
+        }
+        if !account.allows(at.rip) {
+            return Err(fail(Failure::NotFromHere));
+        }
+        let Some(target) = &login.target else { return Ok(account.user.clone()) };
+        // A master user logs in as an existing, active user only.
+        match self.lookup(target, at).await {
+            Ok(Some(t)) if t.status == Status::Active => Ok(t.user.clone()),
+            Ok(_) => Err(fail(Failure::Authz)),
+            Err(f) => Err(fail(f)),
+        }
+    }
+
+    /// Ends an attempt: waits out the penalty and the failure delay (inside the reply
+    /// budget), records it for throttling, and logs it.
+    pub async fn finish(&self, at: &Attempt, outcome: Outcome, fp: Option<Fingerprint>) -> Outcome {
+        let user = outcome.user.as_deref();
+        let mut wait = Duration::ZERO;
+        if let Some(throttle) = &self.throttle {
+            wait = throttle.penalty(at.rip, user);
+            match &outcome.result {
+                Ok(()) => throttle.succeeded(at.rip, user),
+                Err(f) if f.is_guess() => {
+                    let attempt = fp.map_or(0, |f| u64::from_le_bytes(f[..8].try_into().unwrap_or_default()));
+                    throttle.failed(at.rip, user, attempt);
+                }
+                Err(_) => {}
+            }
+        }
+        if let Err(f) = &outcome.result
+            && f.is_delayed()
+        {
+            wait += jitter(self.failure_delay);
+        }
+        let deadline = self.deadline(at);
+        let until = (Instant::now() + wait).min(deadline);
+        tokio::time::sleep_until(until).await;
+        log(at, &outcome, at.started.elapsed());
+        outcome
+    }
+
+    /// The latest time the reply may leave.
+    pub fn deadline(&self, at: &Attempt) -> Instant {
+        at.started + self.budget.saturating_sub(WRITE_MARGIN)
+    }
+
+    /// What a cached success is filed under: the user and password, and whatever else the
+    /// store's answer may depend on (the service, and the client address for an SQL query
+    /// that uses `:rip`).
+    fn cache_key(&self, at: &Attempt, name: &str, password: &[u8]) -> Fingerprint {
+        let mut scope = format!("{name}\0{}", at.service);
+        if self.passdb.varies_with_client() {
+            scope.push('\0');
+            scope.push_str(&at.rip.map(|ip| ip.to_string()).unwrap_or_default());
+        }
+        self.fingerprints.of(&scope, password)
+    }
+
+    /// The user to log in as when `authzid` names someone else.
+    fn authorize(&self, name: &str, authzid: Option<&[u8]>) -> Result<Option<String>, Failure> {
+        let Some(raw) = authzid else { return Ok(None) };
+        let target = self.names.normalize(raw).map_err(Failure::BadUsername)?;
+        if target == name {
+            Ok(None)
+        } else if self.master_users.contains(name) {
+            Ok(Some(target))
+        } else {
+            Err(Failure::Authz)
+        }
+    }
+
+    async fn lookup(&self, name: &str, at: &Attempt) -> Result<Option<Arc<Account>>, Failure> {
+        let ctx = LookupContext { service: &at.service, rip: at.rip };
+        match tokio::time::timeout_at(self.deadline(at), self.passdb.lookup(name, ctx)).await {
+            Ok(Ok(a)) => Ok(a),
+            Ok(Err(e)) => Err(Failure::Store(e.to_string())),
+            Err(_) => Err(Failure::Store("no answer before the reply deadline".to_owned())),
+        }
+    }
+
+    /// Keys no password matches, with a salt that is the same for the same name within
+    /// this process: asking twice does not reveal that the user is unknown.
+    fn decoy_scram(&self, name: &str) -> ScramKeys {
+        let salt = self.fingerprints.of(name, b"scram-decoy-salt");
+        let noise = self.fingerprints.of(name, b"scram-decoy-keys");
+        ScramKeys { iterations: 4096, salt: salt[..16].to_vec(), stored_key: noise, server_key: noise }
+    }
+}
+
+/// Warns when a configured mechanism can serve no account of a passwd-file.
+fn warn_unservable(passdb: &PassDb, mechs: &[Mech]) {
+    let PassDb::File(file) = passdb else { return };
+    let table = file.table();
+    for mech in mechs {
+        let servable = match mech {
+            Mech::Plain | Mech::Login => true,
+            Mech::CramMd5 => table.any(|s| s.cram_md5().is_some()),
+            Mech::ScramSha256 => table.any(|s| matches!(s.scheme(), Scheme::Plain | Scheme::ScramSha256)),
+        };
+        if !servable && !table.is_empty() {
+            tracing::warn!(
+                "{mech} is offered but no account in {} has PLAIN or {mech} credentials: every {mech} login will fail",
+                file.path().display()
+            );
+        }
+    }
+}
+
+/// `delay` ±25%, so failures cannot be told apart by their exact timing.
+fn jitter(delay: Duration) -> Duration {
+    let mut r = [0u8; 2];
+    let _ = getrandom::fill(&mut r);
+    let fraction = f64::from(u16::from_le_bytes(r)) / f64::from(u16::MAX);
+    delay.mul_f64(0.75 + fraction / 2.0)
+}
+
+/// The one log line per attempt (fail2ban matches `authentication failed` … `rip=`).
+fn log(at: &Attempt, outcome: &Outcome, took: Duration) {
+    let user = outcome.user.as_deref().unwrap_or("(invalid)");
+    let rip = at.rip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    let tls = if at.secured { "yes" } else { "no" };
+    let ms = took.as_millis();
+    match &outcome.result {
+        Ok(()) => tracing::info!(
+            "authentication ok: user={user} method={} rip={rip} service={} tls={tls} ms={ms}",
+            at.mech,
+            at.service
+        ),
+        Err(f) => tracing::info!(
+            "authentication failed: user={user} method={} rip={rip} service={} tls={tls} reason={} ms={ms}",
+            at.mech,
+            at.service,
+            f.log_reason()
+        ),
+    }
+}

@@ -1,0 +1,151 @@
+//! The real `postward-authd` binary: it serves Postfix's lines, logs one line per attempt
+//! with no password or SASL payload at any level, answers `test` and `pw`, and reloads its
+//! configuration on SIGHUP. Requires `cargo build --workspace` first.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use postward_tests::auth_client::{AuthClient, AuthOutcome, base64_encode, plain_response};
+use postward_tests::process::{DaemonProcess, Sig, bin_path, root_ok, wait_for_path};
+
+const BIN: &str = "postward-authd";
+const T: Duration = Duration::from_secs(10);
+/// Distinctive, so any trace of it in the log is found.
+const PASSWORD: &str = "Zq8-Secret-Horse-Battery";
+
+struct Setup {
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        Setup { dir: tempfile::tempdir().unwrap() }
+    }
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("auth.sock")
+    }
+    fn config(&self, mechanisms: &str) -> PathBuf {
+        let passwd = self.dir.path().join("passwd");
+        std::fs::write(&passwd, format!("alice@example.com:{{PLAIN}}{PASSWORD}::::::\n")).unwrap();
+        let text = format!(
+            "[server]\nlisten = [\"unix:{}\"]\n{}\n[log]\nlevel = \"trace\"\n[auth]\nfailure_delay = \"0s\"\n\
+             mechanisms = [{mechanisms}]\n[passdb]\npath = \"{}\"\n",
+            self.socket().display(),
+            root_ok(),
+            passwd.display()
+        );
+        let path = self.dir.path().join("authd.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+    async fn start(&self) -> DaemonProcess {
+        let cfg = self.config("\"PLAIN\", \"LOGIN\"");
+        let d = DaemonProcess::start(BIN, &["--config", cfg.to_str().unwrap()]);
+        wait_for_path(&self.socket(), T).await;
+        d.wait_for_log("started with configuration", T).await;
+        d
+    }
+    async fn client(&self) -> AuthClient {
+        let mut c = AuthClient::connect(&format!("unix:{}", self.socket().display())).await.unwrap();
+        c.handshake(4242).await.unwrap();
+        c
+    }
+}
+
+#[tokio::test]
+async fn serves_postfix_and_never_logs_a_password() {
+    let s = Setup::new();
+    let daemon = s.start().await;
+    let mut c = s.client().await;
+    c.set_rip("192.0.2.44");
+    let ok = AuthOutcome::Ok { user: Some("alice@example.com".into()) };
+    assert_eq!(c.plain("alice@example.com", PASSWORD).await.unwrap(), ok);
+    assert_eq!(c.login("alice@example.com", PASSWORD).await.unwrap(), ok);
+    let wrong = format!("{PASSWORD}x");
+    assert!(matches!(c.plain("alice@example.com", &wrong).await.unwrap(), AuthOutcome::Fail { .. }));
+    assert!(matches!(c.login("alice@example.com", &wrong).await.unwrap(), AuthOutcome::Fail { .. }));
+    // A name that is refused is never logged (it may be a password typed in the wrong field).
+    let bad_name = format!("{PASSWORD} {PASSWORD}");
+    assert!(matches!(c.plain(&bad_name, PASSWORD).await.unwrap(), AuthOutcome::Fail { .. }));
+    daemon.wait_for_log("authentication failed: user=(invalid)", T).await;
+    let log = daemon.log().join("\n");
+    let secrets = [
+        PASSWORD.to_owned(),
+        wrong.clone(),
+        base64_encode(PASSWORD.as_bytes()),
+        base64_encode(wrong.as_bytes()),
+        plain_response("alice@example.com", PASSWORD),
+        plain_response("alice@example.com", &wrong),
+    ];
+    for secret in &secrets {
+        assert!(!log.contains(secret.as_str()), "log contains {secret:?}:\n{log}");
+    }
+    // One line per attempt, with what fail2ban needs.
+    let attempts: Vec<&str> = log.lines().filter(|l| l.contains("authentication ")).collect();
+    assert_eq!(attempts.len(), 5, "{log}");
+    assert!(attempts[0].contains("authentication ok: user=alice@example.com method=PLAIN rip=192.0.2.44 service=smtp"));
+    assert!(attempts[1].contains("method=LOGIN"));
+    assert!(attempts[2].contains("authentication failed: user=alice@example.com method=PLAIN rip=192.0.2.44"));
+    assert!(attempts[2].contains("reason=password-mismatch"));
+}
+
+#[tokio::test]
+async fn test_and_pw_commands() {
+    let s = Setup::new();
+    let _daemon = s.start().await;
+    let addr = format!("unix:{}", s.socket().display());
+    let run = |args: &[&str]| std::process::Command::new(bin_path(BIN)).args(args).output().unwrap();
+    let out = run(&["test", "-a", &addr, "alice@example.com", PASSWORD]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "OK 1 user=alice@example.com");
+    let out = run(&["test", "-a", &addr, "-m", "LOGIN", "alice@example.com", "nope"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("FAIL 1"));
+    let out = run(&["test", "-a", "unix:/nonexistent/sock", "alice", "x"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    // pw prints a hash the daemon accepts.
+    let out = run(&["pw", "-s", "SHA256-CRYPT", "-p", "hashed pw"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let hash = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(hash.starts_with("{SHA256-CRYPT}$5$"), "{hash}");
+    let stored = authd::scheme::Stored::parse(&hash, authd::scheme::Scheme::Crypt).unwrap();
+    assert!(stored.verify(b"hashed pw") && !stored.verify(b"hashed pw2"));
+    assert_eq!(run(&["pw", "-s", "NOPE", "-p", "x"]).status.code(), Some(2));
+}
+
+#[tokio::test]
+async fn sighup_reload_changes_the_offered_mechanisms_for_new_connections() {
+    let s = Setup::new();
+    let daemon = s.start().await;
+    let before = s.client().await;
+    drop(before);
+    s.config("\"PLAIN\", \"LOGIN\", \"CRAM-MD5\"");
+    daemon.signal(Sig::SIGHUP);
+    daemon.wait_for_log("configuration reloaded", T).await;
+    let mut c = AuthClient::connect(&format!("unix:{}", s.socket().display())).await.unwrap();
+    let hs = c.handshake(1).await.unwrap();
+    assert_eq!(hs.mechs, ["PLAIN", "LOGIN", "CRAM-MD5"]);
+    // A broken configuration is refused and the running one stays.
+    std::fs::write(s.dir.path().join("authd.toml"), "[auth]\nmechanisms = [\"NTLM\"]\n").unwrap();
+    daemon.signal(Sig::SIGHUP);
+    daemon.wait_for_log("reload failed", T).await;
+    let mut c = AuthClient::connect(&format!("unix:{}", s.socket().display())).await.unwrap();
+    assert_eq!(c.handshake(1).await.unwrap().mechs.len(), 3);
+}
+
+#[tokio::test]
+async fn check_config_names_the_bad_key() {
+    let s = Setup::new();
+    let cfg = s.dir.path().join("bad.toml");
+    std::fs::write(&cfg, "[auth]\nmechanisms = [\"PLAIN\", \"CRAM-MD5\"]\n[passdb]\ndriver = \"shadow\"\n").unwrap();
+    let out = std::process::Command::new(bin_path(BIN))
+        .args(["--check-config", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("auth.mechanisms[1]") && err.contains("shadow"), "{err}");
+}
