@@ -46,7 +46,19 @@ for d in greyd policyd; do
         "${extra[@]}" &
     pids+=($!)
 done
-for d in greyd policyd; do
+# authd needs accounts: a passwd-file in the run directory with one demo user, whose
+# password is made up on the first run and kept in $rundir/demo-password.
+if [[ ! -s "$rundir/passwd" ]]; then
+    head -c 12 /dev/urandom | base64 | tr -d '/+=' > "$rundir/demo-password"
+    printf 'demo@localhost:%s::::::\n' "$("$bin/postward-authd" pw -s SHA512-CRYPT -p "$(cat "$rundir/demo-password")")" \
+        > "$rundir/passwd"
+fi
+printf '[passdb]\npath = "%s/passwd"\n' "$rundir" > "$rundir/authd.toml"
+chmod 644 "$rundir/passwd" "$rundir/authd.toml"
+rm -f "$rundir/postward-auth.sock"
+"${as_user[@]}" "$bin/postward-authd" --config "$rundir/authd.toml" --listen "unix:$rundir/postward-auth.sock" &
+pids+=($!)
+for d in greyd policyd auth; do
     for _ in $(seq 100); do [[ -S "$rundir/postward-$d.sock" ]] && break; sleep 0.1; done
     [[ -S "$rundir/postward-$d.sock" ]] || { echo "postward-$d did not start" >&2; exit 1; }
 done
@@ -56,7 +68,8 @@ cat <<TXT
 postward is running on built-in defaults:
   postward-greyd    unix:$rundir/postward-greyd.sock   (greylist in $rundir/greyd.sqlite)
   postward-policyd  unix:$rundir/postward-policyd.sock (SPF; resolver from /etc/resolv.conf)
-  (postward-authd: not in this release yet)
+  postward-authd    unix:$rundir/postward-auth.sock    (SMTP AUTH; accounts in $rundir/passwd,
+                    demo@localhost with the password in $rundir/demo-password)
 
 Paste into /etc/postfix/main.cf (smtpd must not be chrooted to reach these paths; the
 packaged sockets live in /var/spool/postfix/private/ instead, see README):
@@ -68,6 +81,12 @@ smtpd_recipient_restrictions =
     check_policy_service unix:$rundir/postward-policyd.sock,
     check_policy_service unix:$rundir/postward-greyd.sock
 smtpd_policy_service_default_action = DUNNO
+smtpd_sasl_auth_enable = yes
+smtpd_sasl_type = dovecot
+smtpd_sasl_path = $rundir/postward-auth.sock
+
+Try authd: $bin/postward-authd test -a unix:$rundir/postward-auth.sock demo@localhost
+Add users: $bin/postward-authd pw -s SHA512-CRYPT   (then user@domain:{SHA512-CRYPT}…:::::: in $rundir/passwd)
 
 TXT
 
@@ -77,6 +96,8 @@ if [[ -n "$run_for" ]]; then
             --connections 2 --requests 50 | tee "$rundir/check-$d.txt"
         grep -q ", 0 errors" "$rundir/check-$d.txt" || { echo "postward-$d did not answer cleanly" >&2; exit 1; }
     done
+    "$bin/postward-authd" test -a "unix:$rundir/postward-auth.sock" demo@localhost "$(cat "$rundir/demo-password")" \
+        || { echo "postward-authd did not accept the demo user" >&2; exit 1; }
     sleep "$run_for"
     echo "stopping after ${run_for}s"
     exit 0

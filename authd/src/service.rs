@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use crate::cache::{Fingerprint, Fingerprinter, VerifyCache};
 use crate::config::{Config, Driver};
 use crate::hasher::Hasher;
-use crate::mech::Mech;
+use crate::mech::{Mech, MechError};
 use crate::outcome::{Failure, Outcome};
 use crate::protocol::{Handshake, MechFlags};
 use crate::scheme::{Scheme, ScramKeys, Stored, decoy};
@@ -26,6 +26,11 @@ use crate::store::sql::{SqlDb, SqlSettings};
 use crate::store::{Account, LookupContext, PassDb, Status};
 use crate::throttle::{Throttle, ThrottleSettings};
 use crate::username::UsernamePolicy;
+
+/// Longest password verified. SHA-crypt's cost grows with the square of the password's
+/// length, so a 12 KB "password" would hold a hashing worker for half a second; no real
+/// password comes near this.
+const MAX_PASSWORD: usize = 1024;
 
 /// Time kept free at the end of the reply budget for writing the reply.
 const WRITE_MARGIN: Duration = Duration::from_millis(100);
@@ -189,6 +194,15 @@ impl Service {
             Err(e) => return (Outcome::failure(None, Failure::BadUsername(e)), None),
         };
         let fp = self.fingerprints.of(&name, password);
+        if password.len() > MAX_PASSWORD {
+            return (
+                Outcome::failure(
+                    Some(name),
+                    Failure::Malformed(MechError::Malformed("password longer than 1024 bytes")),
+                ),
+                Some(fp),
+            );
+        }
         let target = match self.authorize(&name, authzid) {
             Ok(t) => t,
             Err(f) => return (Outcome::failure(Some(name), f), Some(fp)),

@@ -201,6 +201,12 @@ async fn plain_ok_wrong_unknown_and_case() {
         c.ask(&plain(6, "bob@example.com", "cryptpw ")).await,
         "FAIL\t6\tuser=bob@example.com\treason=Authentication failed"
     );
+    // An absurdly long password is refused without hashing it.
+    let long = "x".repeat(5000);
+    assert_eq!(
+        c.ask(&plain(8, "bob@example.com", &long)).await,
+        "FAIL\t8\tuser=bob@example.com\treason=Authentication failed"
+    );
     // An empty response (`=`) is not PLAIN.
     let fail = c.ask("AUTH\t7\tPLAIN\tservice=smtp\tnologin\tlip=\trip=\tresp==").await;
     assert_eq!(fail, "FAIL\t7\treason=Authentication failed");

@@ -49,7 +49,7 @@ use zeroize::Zeroize;
 /// largest default (`ARGON2ID -r 4` and up) is 1 GiB; a store asking for more than this is
 /// more likely tampered with than tuned, and one verification must not be able to take the
 /// daemon's memory.
-pub(crate) const MAX_MEMORY_BYTES: u64 = 4 << 30;
+const MAX_MEMORY_BYTES: u64 = 4 << 30;
 
 /// A password scheme by Dovecot's name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -64,7 +64,8 @@ pub enum Scheme {
     Sha512Crypt,
     /// `SHA256-CRYPT`: `$5$`.
     Sha256Crypt,
-    /// `BLF-CRYPT`: bcrypt, `$2y$` (also reads `$2a$` and `$2b$`).
+    /// `BLF-CRYPT`: bcrypt, `$2y$` (also reads `$2a$` and `$2b$`). Like crypt_blowfish, only
+    /// the first 72 password bytes count.
     BlfCrypt,
     /// `MD5-CRYPT`: `$1$` (alias `MD5`, which Dovecot also reads as PLAIN-MD5 when the data is
     /// not a `$1$` string).
