@@ -119,6 +119,7 @@ pub enum Driver {
     PasswdFile,
     Sql,
     Shadow,
+    Pam,
 }
 
 /// `[passdb]`: where accounts come from. Keys of other drivers are ignored.
@@ -135,10 +136,14 @@ pub struct PassdbConfig {
     pub query: String,
     pub timeout: ConfigDuration,
     pub max_connections: u32,
-    /// shadow: the files and who may log in.
+    /// shadow: the files.
     pub shadow_file: PathBuf,
     pub passwd_file: PathBuf,
     pub group_file: PathBuf,
+    /// pam: the stack (/etc/pam.d/<name>) and how many PAM calls may run at once.
+    pub pam_service: String,
+    pub pam_workers: usize,
+    /// shadow and pam: who may log in.
     pub min_uid: u32,
     pub required_group: String,
 }
@@ -156,6 +161,8 @@ impl Default for PassdbConfig {
             shadow_file: PathBuf::from("/etc/shadow"),
             passwd_file: PathBuf::from("/etc/passwd"),
             group_file: PathBuf::from("/etc/group"),
+            pam_service: "postward-authd".to_owned(),
+            pam_workers: 8,
             min_uid: 1000,
             required_group: String::new(),
         }
@@ -197,10 +204,12 @@ impl CommonConfig for Config {
                     format!("unknown mechanism {name:?} (known: {})", known.join(", ")),
                 );
             };
-            if !mech.is_plaintext() && self.passdb.driver == Driver::Shadow {
+            if !mech.is_plaintext() && matches!(self.passdb.driver, Driver::Shadow | Driver::Pam) {
                 return bad(
                     &format!("auth.mechanisms[{i}]"),
-                    format!("{mech} needs plaintext or {mech} credentials, which the shadow store cannot hold"),
+                    format!(
+                        "{mech} needs plaintext or {mech} credentials, which the shadow and pam stores cannot hold"
+                    ),
                 );
             }
         }
@@ -219,6 +228,15 @@ impl CommonConfig for Config {
         }
         if Scheme::from_name(&self.passdb.default_scheme).is_none() {
             return bad("passdb.default_scheme", format!("unknown scheme {:?}", self.passdb.default_scheme));
+        }
+        if self.passdb.driver == Driver::Pam {
+            let name = &self.passdb.pam_service;
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                return bad("passdb.pam_service", format!("{name:?} is not a file name under /etc/pam.d"));
+            }
+            if self.passdb.pam_workers == 0 {
+                return bad("passdb.pam_workers", "at least 1".into());
+            }
         }
         if self.passdb.driver == Driver::Sql && self.passdb.url.is_empty() {
             return bad("passdb.url", "the sql driver needs a database URL".into());

@@ -20,6 +20,7 @@ use crate::mech::{Mech, MechError};
 use crate::outcome::{Failure, Outcome};
 use crate::protocol::{Handshake, MechFlags};
 use crate::scheme::{Scheme, ScramKeys, Stored, decoy};
+use crate::store::pam::{Pam, PamSettings, PamVerdict};
 use crate::store::passwd_file::PasswdFile;
 use crate::store::shadow::{Shadow, ShadowSettings};
 use crate::store::sql::{SqlDb, SqlSettings};
@@ -112,6 +113,12 @@ impl Service {
                 min_uid: p.min_uid,
                 required_group: Some(p.required_group.clone()).filter(|g| !g.is_empty()),
             })?),
+            Driver::Pam => PassDb::Pam(Pam::new(PamSettings {
+                service: p.pam_service.clone(),
+                workers: p.pam_workers,
+                min_uid: p.min_uid,
+                required_group: Some(p.required_group.clone()).filter(|g| !g.is_empty()),
+            })),
         };
         let mechs = config.mechanisms();
         warn_unservable(&passdb, &mechs);
@@ -215,26 +222,10 @@ impl Service {
         {
             return (Outcome::success(user), Some(fp));
         }
-        let account = match self.lookup(&name, at).await {
+        let account = match self.verify(at, &name, password).await {
             Ok(a) => a,
             Err(f) => return (Outcome::failure(Some(name), f), Some(fp)),
         };
-        let stored = account.as_ref().and_then(|a| a.password.clone()).unwrap_or_else(|| self.decoy.clone());
-        let secret = zeroize::Zeroizing::new(password.to_vec());
-        let verified = if stored.scheme().is_slow() {
-            match self.hasher.run(self.deadline(at), move || stored.verify(&secret)).await {
-                Ok(v) => v,
-                Err(busy) => return (Outcome::failure(Some(name), Failure::Busy(busy)), Some(fp)),
-            }
-        } else {
-            stored.verify(&secret)
-        };
-        let Some(account) = account else {
-            return (Outcome::failure(Some(name), Failure::UnknownUser), Some(fp));
-        };
-        if account.password.is_some() && !verified {
-            return (Outcome::failure(Some(name), Failure::WrongPassword), Some(fp));
-        }
         // A hit skips every account check: only accounts whose checks do not depend on the
         // request (no allow_nets, no master login) are remembered.
         let cacheable = account.allow_nets.is_empty() && target.is_none();
@@ -250,6 +241,35 @@ impl Service {
             Err(o) => o,
         };
         (outcome, Some(fp))
+    }
+
+    /// Checks `password` against the store. Returns the account when the password is right,
+    /// or when the account has none (locked): [`Self::admit`] then refuses it by its state.
+    ///
+    /// # Errors
+    /// Unknown user, wrong password, or the store or pool could not answer in time.
+    async fn verify(&self, at: &Attempt, name: &str, password: &[u8]) -> Result<Arc<Account>, Failure> {
+        let secret = zeroize::Zeroizing::new(password.to_vec());
+        if let PassDb::Pam(pam) = &self.passdb {
+            return match pam.verify(name, secret, at.rip, self.deadline(at)).await.map_err(Failure::Busy)? {
+                PamVerdict::Accepted(account) | PamVerdict::Refused(account) => Ok(account),
+                PamVerdict::Rejected => Err(Failure::WrongPassword),
+                PamVerdict::Unavailable(why) => Err(Failure::Store(why)),
+            };
+        }
+        let account = self.lookup(name, at).await?;
+        // An unknown user costs what a known one costs: the decoy hash is verified too.
+        let stored = account.as_ref().and_then(|a| a.password.clone()).unwrap_or_else(|| self.decoy.clone());
+        let verified = if stored.scheme().is_slow() {
+            self.hasher.run(self.deadline(at), move || stored.verify(&secret)).await.map_err(Failure::Busy)?
+        } else {
+            stored.verify(&secret)
+        };
+        let account = account.ok_or(Failure::UnknownUser)?;
+        if account.password.is_some() && !verified {
+            return Err(Failure::WrongPassword);
+        }
+        Ok(account)
     }
 
     /// CRAM-MD5 and SCRAM: the account whose credentials the exchange checks.

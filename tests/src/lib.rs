@@ -5,6 +5,8 @@
 pub mod auth_client;
 pub mod client;
 pub mod dns;
+pub mod postfix;
 pub mod process;
 pub mod proxy;
 pub mod request;
+pub mod smtp;

@@ -4,6 +4,7 @@
 //! allow?", so the service does the verifying, the throttling and the caching the same way
 //! for all of them.
 
+pub mod pam;
 pub mod passwd_file;
 pub mod shadow;
 pub mod sql;
@@ -66,6 +67,8 @@ pub enum PassDb {
     File(passwd_file::PasswdFile),
     Sql(sql::SqlDb),
     Shadow(shadow::Shadow),
+    /// Verifies passwords itself: [`PassDb::lookup`] serves master-user targets only.
+    Pam(pam::Pam),
 }
 
 /// What a lookup may use besides the name: the SQL placeholders.
@@ -85,6 +88,7 @@ impl PassDb {
             PassDb::File(f) => Ok(f.lookup(user)),
             PassDb::Sql(s) => s.lookup(user, ctx).await,
             PassDb::Shadow(s) => Ok(s.lookup(user)),
+            PassDb::Pam(p) => Ok(p.lookup(user)),
         }
     }
 
@@ -95,6 +99,8 @@ impl PassDb {
             PassDb::File(f) => f.generation(),
             PassDb::Sql(_) => 0,
             PassDb::Shadow(s) => s.generation(),
+            // Password changes reach cached logins after cache.ttl (or at once on SIGHUP).
+            PassDb::Pam(_) => 0,
         }
     }
 
@@ -106,7 +112,7 @@ impl PassDb {
     /// Whether the store can hold credentials other than one-way hashes (plaintext,
     /// CRAM-MD5 or SCRAM state), which CRAM-MD5 and SCRAM-SHA-256 need.
     pub fn can_hold_credentials(&self) -> bool {
-        !matches!(self, PassDb::Shadow(_))
+        !matches!(self, PassDb::Shadow(_) | PassDb::Pam(_))
     }
 
     pub fn describe(&self) -> String {
@@ -114,6 +120,7 @@ impl PassDb {
             PassDb::File(f) => format!("passwd-file {}", f.path().display()),
             PassDb::Sql(s) => format!("sql {}", s.describe()),
             PassDb::Shadow(s) => format!("shadow {}", s.path().display()),
+            PassDb::Pam(p) => format!("pam service {}", p.service()),
         }
     }
 }
