@@ -5,6 +5,7 @@
 pub mod auth_client;
 pub mod client;
 pub mod dns;
+pub mod manpage;
 pub mod postfix;
 pub mod process;
 pub mod proxy;

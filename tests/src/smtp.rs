@@ -90,6 +90,40 @@ impl SmtpClient {
         self.command(&b64(password.as_bytes())).await
     }
 
+    /// `DATA` with `message` (headers, blank line, body; `\n` line ends are sent as CRLF
+    /// and leading dots are doubled); the reply after the final dot, or the first reply
+    /// that is not 354.
+    ///
+    /// # Errors
+    /// I/O failure or timeout.
+    pub async fn data(&mut self, message: &str) -> std::io::Result<Reply> {
+        let go = self.command("DATA").await?;
+        if go.code != 354 {
+            return Ok(go);
+        }
+        let mut wire = String::new();
+        for line in message.lines() {
+            if line.starts_with('.') {
+                wire.push('.');
+            }
+            wire.push_str(line);
+            wire.push_str("\r\n");
+        }
+        wire.push_str(".\r\n");
+        self.stream.get_mut().write_all(wire.as_bytes()).await?;
+        self.read_reply().await
+    }
+
+    /// `XCLIENT ADDR=… [NAME=…]`: Postfix then treats the session as coming from that
+    /// client (needs `smtpd_authorized_xclient_hosts`), and answers with a new banner.
+    ///
+    /// # Errors
+    /// I/O failure or timeout.
+    pub async fn xclient(&mut self, addr: &str, name: Option<&str>) -> std::io::Result<Reply> {
+        let name = name.map(|n| format!(" NAME={n}")).unwrap_or_default();
+        self.command(&format!("XCLIENT ADDR={addr}{name}")).await
+    }
+
     /// `QUIT`, ignoring what happens next.
     pub async fn quit(mut self) {
         let _ = self.command("QUIT").await;
