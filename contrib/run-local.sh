@@ -6,15 +6,21 @@
 #   contrib/run-local.sh --for 5    run 5 seconds, check each daemon answers, stop (used by CI)
 #
 # The daemons refuse to run as root without being told to; when this script is started as
-# root it runs them as user nobody instead.
+# root it runs them as user nobody instead. POSTWARD_PROFILE=dev uses the debug build (CI,
+# which has built it for the tests already); the default is the optimised release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
 run_for=""
 if [[ "${1:-}" == "--for" ]]; then run_for=${2:?--for needs seconds}; fi
 
-cargo build --release --workspace --bins
-bin=$top/target/release
+if [[ "${POSTWARD_PROFILE:-release}" == dev ]]; then
+    cargo build --workspace --bins
+    bin=$top/target/debug
+else
+    cargo build --release --workspace --bins
+    bin=$top/target/release
+fi
 rundir=$top/run
 mkdir -p "$rundir"
 

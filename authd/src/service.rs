@@ -220,6 +220,7 @@ impl Service {
             && let (Some(cache), Some(key)) = (&self.cache, &cache_key)
             && let Some(user) = cache.get(key, generation)
         {
+            metrics::counter!("postward_auth_cache_hits_total").increment(1);
             return (Outcome::success(user), Some(fp));
         }
         let account = match self.verify(at, &name, password).await {
@@ -435,6 +436,14 @@ fn log(at: &Attempt, outcome: &Outcome, took: Duration) {
     let rip = at.rip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
     let tls = if at.secured { "yes" } else { "no" };
     let ms = took.as_millis();
+    let result = match &outcome.result {
+        Ok(()) => "ok".to_owned(),
+        // The reason word without its detail: a bounded label.
+        Err(f) => f.log_reason().split(' ').next().unwrap_or_default().to_owned(),
+    };
+    metrics::counter!("postward_auth_attempts_total", "mechanism" => at.mech.to_string(), "result" => result)
+        .increment(1);
+    metrics::histogram!("postward_auth_duration_seconds").record(took.as_secs_f64());
     match &outcome.result {
         Ok(()) => tracing::info!(
             "authentication ok: user={user} method={} rip={rip} service={} tls={tls} ms={ms}",

@@ -131,6 +131,7 @@ impl Service {
             }
             Err(e) => {
                 self.outage.failed(&e, &format!("answering {} until it recovers", self.on_store_error));
+                metrics::counter!("postward_greyd_store_errors_total").increment(1);
                 Decision::new(self.on_store_error.clone(), "store-error").with("error", e)
             }
         }

@@ -146,6 +146,8 @@ pub struct ServerConfig {
     pub request_timeout: ConfigDuration,
     /// How long in-flight requests may take to finish at shutdown.
     pub shutdown_grace: ConfigDuration,
+    /// `host:port` of the Prometheus endpoint (`GET /metrics`); empty turns it off.
+    pub metrics_listen: String,
 }
 
 impl Default for ServerConfig {
@@ -163,6 +165,7 @@ impl Default for ServerConfig {
             idle_timeout: ConfigDuration::secs(3600),
             request_timeout: ConfigDuration::secs(10),
             shutdown_grace: ConfigDuration::secs(10),
+            metrics_listen: String::new(),
         }
     }
 }
@@ -180,12 +183,29 @@ impl ServerConfig {
         Ok(SocketPermissions { mode, owner: self.socket_owner.clone(), group: self.socket_group.clone() })
     }
 
+    /// The Prometheus endpoint's address, if one is configured.
+    ///
+    /// # Errors
+    /// Not an `ip:port` address.
+    pub fn metrics_addr(&self) -> Result<Option<std::net::SocketAddr>, (String, String)> {
+        if self.metrics_listen.is_empty() {
+            return Ok(None);
+        }
+        self.metrics_listen.parse().map(Some).map_err(|_| {
+            (
+                "server.metrics_listen".to_owned(),
+                format!("{:?} is not ip:port, e.g. \"127.0.0.1:9311\"", self.metrics_listen),
+            )
+        })
+    }
+
     /// Checks values serde cannot check alone.
     ///
     /// # Errors
     /// The dotted key and what is wrong with it.
     pub fn validate(&self) -> Result<(), (String, String)> {
         self.socket_permissions().map_err(|m| ("server.socket_mode".to_owned(), m))?;
+        self.metrics_addr()?;
         if self.max_connections == 0 {
             return Err(("server.max_connections".into(), "must be at least 1".into()));
         }

@@ -322,6 +322,7 @@ async fn run<D: Daemon>(
     let server_options =
         ServerOptions { max_connections: server_cfg.max_connections, shutdown_grace: server_cfg.shutdown_grace.get() };
     let server = tokio::spawn(server::run(listeners, server_options, shutdown, handler));
+    let metrics = start_metrics(&server_cfg).await?;
     match &source {
         Source::File(p) => {
             tracing::info!("{} {} started with configuration {}", D::NAME, env!("CARGO_PKG_VERSION"), p.display())
@@ -350,6 +351,9 @@ async fn run<D: Daemon>(
         }
     }
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    if let Some(task) = metrics {
+        task.abort();
+    }
     trigger.trigger();
     match server.await {
         Ok(Ok(0)) => tracing::info!("{} stopped", D::NAME),
@@ -358,6 +362,21 @@ async fn run<D: Daemon>(
         Err(e) => return Err(format!("server task failed: {e}")),
     }
     Ok(())
+}
+
+/// Starts the Prometheus endpoint when `server.metrics_listen` is set.
+///
+/// # Errors
+/// The address cannot be bound.
+async fn start_metrics(server: &crate::config::ServerConfig) -> Result<Option<tokio::task::JoinHandle<()>>, String> {
+    let Some(addr) = server.metrics_addr().map_err(|(k, m)| format!("{k}: {m}"))? else { return Ok(None) };
+    let handle = crate::metrics::install()?;
+    let listener = crate::metrics::bind(addr).await?;
+    if !addr.ip().is_loopback() {
+        tracing::warn!("metrics endpoint on {addr}, not loopback: anyone who reaches it sees the figures");
+    }
+    tracing::info!("metrics on http://{addr}/metrics");
+    Ok(Some(tokio::spawn(crate::metrics::serve(listener, handle))))
 }
 
 /// Re-reads the configuration file. On any error the running configuration stays.

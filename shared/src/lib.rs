@@ -25,6 +25,7 @@ pub mod dns;
 pub mod duration;
 pub mod listen;
 pub mod logging;
+pub mod metrics;
 pub mod policy;
 pub mod privdrop;
 pub mod server;

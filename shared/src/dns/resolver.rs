@@ -95,8 +95,10 @@ impl Resolver {
         name.set_fqdn(true);
         let key = (name, rtype);
         if let Some(answer) = self.cache.as_ref().and_then(|c| c.get(&key)) {
+            metrics::counter!("postward_dns_cache_hits_total").increment(1);
             return answer;
         }
+        metrics::counter!("postward_dns_queries_total").increment(1);
         let inner = &self.inner;
         let cache = &self.cache;
         let bounds = self.bounds;
@@ -111,6 +113,15 @@ impl Resolver {
                     Err(e) => {
                         let ttl = negative_ttl(&e).map_or(DEFAULT_NEGATIVE_TTL, |s| Duration::from_secs(u64::from(s)));
                         let failure = to_failure(&e);
+                        match &failure {
+                            LookupFailure::NoRecords => {}
+                            LookupFailure::Timeout => {
+                                metrics::counter!("postward_dns_errors_total", "kind" => "timeout").increment(1);
+                            }
+                            LookupFailure::Failed(_) => {
+                                metrics::counter!("postward_dns_errors_total", "kind" => "failed").increment(1);
+                            }
+                        }
                         let ttl = (failure == LookupFailure::NoRecords).then_some(ttl);
                         (Err(failure), ttl)
                     }

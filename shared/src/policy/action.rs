@@ -279,6 +279,29 @@ fn single_word(
     Ok(Text::new(value))
 }
 
+impl Action {
+    /// The action word alone (`DUNNO`, `DEFER_IF_PERMIT`, ...): a metrics label.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Action::Dunno => "DUNNO",
+            Action::Ok => "OK",
+            Action::Reject(_) => "REJECT",
+            Action::Defer(_) => "DEFER",
+            Action::DeferIfPermit(_) => "DEFER_IF_PERMIT",
+            Action::DeferIfReject(_) => "DEFER_IF_REJECT",
+            Action::Literal(code, _) if code.class() == 5 => "5XX",
+            Action::Literal(..) => "4XX",
+            Action::Prepend(_) => "PREPEND",
+            Action::Warn(_) => "WARN",
+            Action::Info(_) => "INFO",
+            Action::Hold(_) => "HOLD",
+            Action::Discard(_) => "DISCARD",
+            Action::Filter(_) => "FILTER",
+            Action::Redirect(_) => "REDIRECT",
+        }
+    }
+}
+
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let word_text = |f: &mut fmt::Formatter<'_>, word: &str, text: &Text| {

@@ -114,6 +114,7 @@ pub async fn serve_policy<S, R, W>(
             Ok(Ok(Some(raw))) => raw,
             Ok(Ok(None)) => return,
             Ok(Err(err)) => {
+                metrics::counter!("postward_policy_malformed_requests_total").increment(1);
                 tracing::warn!("malformed policy request from {peer}: {err}; closing connection without reply");
                 return;
             }
@@ -134,12 +135,18 @@ pub async fn serve_policy<S, R, W>(
         let request = match PolicyRequest::from_raw(raw) {
             Ok(r) => r,
             Err(err) => {
+                metrics::counter!("postward_policy_malformed_requests_total").increment(1);
                 tracing::warn!("malformed policy request from {peer}: {err}; closing connection without reply");
                 return;
             }
         };
         let current = service.borrow().clone();
         let decision = current.decide(&request).await;
+        // Counted before the answer leaves, so a scrape after the answer sees it.
+        let elapsed = started.elapsed();
+        metrics::counter!("postward_policy_requests_total", "action" => decision.action.verb(), "reason" => decision.reason.clone())
+            .increment(1);
+        metrics::histogram!("postward_policy_request_duration_seconds").record(elapsed.as_secs_f64());
         out.clear();
         out.extend_from_slice(b"action=");
         out.extend_from_slice(decision.action.to_string().as_bytes());
@@ -153,6 +160,6 @@ pub async fn serve_policy<S, R, W>(
             tracing::debug!("write error to {peer}: {err}");
             return;
         }
-        DecisionLine { request: &request, decision: &decision, elapsed: started.elapsed() }.log();
+        DecisionLine { request: &request, decision: &decision, elapsed }.log();
     }
 }
