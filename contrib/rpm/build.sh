@@ -39,7 +39,8 @@ for want in /usr/sbin/postward-policyd /usr/sbin/postward-greyd /usr/sbin/postwa
     /usr/lib/systemd/system/postward-greyd.service /usr/lib/systemd/system/postward-authd.socket \
     /etc/sysconfig/postward-greyd /etc/pam.d/postward-authd /var/lib/postward \
     /usr/share/man/man8/postward-authd.8 /usr/share/man/man5/postward-greyd.toml.5 \
-    /etc/fail2ban/filter.d/postward-authd.conf /usr/lib/sysusers.d/postward.conf; do
+    /etc/fail2ban/filter.d/postward-authd.conf /usr/lib/sysusers.d/postward.conf \
+    /usr/lib/tmpfiles.d/postward.conf; do
     grep -q "^$want" <<<"$files" || fail "$want is not in the package"
 done
 configs=$(rpm -qcp "$rpm_file")
