@@ -55,7 +55,15 @@ pub async fn serve(listener: TcpListener, handle: PrometheusHandle) {
         }
     });
     loop {
-        let Ok((stream, peer)) = listener.accept().await else { continue };
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of descriptors, usually: wait instead of spinning on the error.
+                tracing::debug!("metrics endpoint: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
         let handle = handle.clone();
         tokio::spawn(async move {
             if let Err(e) = tokio::time::timeout(Duration::from_secs(10), answer(stream, &handle)).await {
