@@ -39,7 +39,8 @@ impl Hasher {
     /// (after a configuration reload, once the jobs already queued are done).
     pub fn new(workers: usize, queue: usize) -> Hasher {
         let workers = if workers == 0 { std::thread::available_parallelism().map_or(2, usize::from) } else { workers };
-        let (jobs, rx) = std::sync::mpsc::sync_channel::<Job>(queue.max(1));
+        // A queue of 0 is a rendezvous: a job is taken only when a worker is waiting for one.
+        let (jobs, rx) = std::sync::mpsc::sync_channel::<Job>(queue);
         let rx = Arc::new(Mutex::new(rx));
         for n in 0..workers {
             let rx = rx.clone();
@@ -54,18 +55,21 @@ impl Hasher {
     /// Runs `job` on a pool thread.
     ///
     /// # Errors
-    /// The queue is full, or the job has not finished by `deadline` (a job still queued
-    /// then is skipped when its turn comes).
+    /// The queue is full, or no worker took the job by `deadline` (it is then skipped when
+    /// its turn comes).
     pub async fn run<T: Send + 'static>(
         &self,
         deadline: Instant,
         job: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, Busy> {
-        let (tx, rx) = oneshot::channel();
+        let (tx, mut rx) = oneshot::channel();
+        let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = started.clone();
         let wrapped: Job = Box::new(move || {
             if tx.is_closed() || Instant::now() >= deadline {
                 return;
             }
+            flag.store(true, std::sync::atomic::Ordering::Release);
             // A panic (a bug) in the job is a temporary failure, not a dead worker.
             if let Ok(out) = std::panic::catch_unwind(AssertUnwindSafe(job)) {
                 let _ = tx.send(out);
@@ -76,9 +80,14 @@ impl Hasher {
             Err(TrySendError::Full(_)) => return Err(Busy::QueueFull),
             Err(TrySendError::Disconnected(_)) => return Err(Busy::Deadline),
         }
-        match tokio::time::timeout_at(deadline, rx).await {
+        // The deadline is for getting a worker. A job that has started runs to its end and
+        // its result is used: throwing finished work away under overload would drive the
+        // useful throughput towards zero.
+        match tokio::time::timeout_at(deadline, &mut rx).await {
             Ok(Ok(out)) => Ok(out),
-            _ => Err(Busy::Deadline),
+            Ok(Err(_)) => Err(Busy::Deadline),
+            Err(_) if started.load(std::sync::atomic::Ordering::Acquire) => rx.await.map_err(|_| Busy::Deadline),
+            Err(_) => Err(Busy::Deadline),
         }
     }
 }
@@ -132,5 +141,18 @@ mod tests {
         let r: Result<u32, Busy> = hasher.run(far, || panic!("bug in a scheme")).await;
         assert_eq!(r, Err(Busy::Deadline));
         assert_eq!(hasher.run(far, || 7).await, Ok(7));
+    }
+
+    #[tokio::test]
+    async fn a_started_job_finishes_past_its_deadline() {
+        let hasher = Hasher::new(1, 1);
+        let soon = Instant::now() + Duration::from_millis(50);
+        let slow = move || {
+            // Blocks ~150 ms, well past the deadline, like a slow hash.
+            let (_keep, rx) = std::sync::mpsc::channel::<()>();
+            let _ = rx.recv_timeout(Duration::from_millis(150));
+            5
+        };
+        assert_eq!(hasher.run(soon, slow).await, Ok(5));
     }
 }

@@ -117,11 +117,12 @@ impl Pam {
         Ok(verdict)
     }
 
-    /// A system account by name, for master-user targets: it must exist and pass the uid
-    /// and group rules (its password is not checked: the master user proved theirs).
-    pub fn lookup(&self, user: &str) -> Option<Arc<Account>> {
-        let status = system_status(&self.settings, user)?;
-        Some(Arc::new(account(user, status)))
+    /// Master-user targets are not supported with PAM: whether a system account is locked
+    /// or expired is PAM's to say, and asking it without a password would need a second,
+    /// blocking transaction. So no target is ever found, and such logins fail as
+    /// `authzid-not-allowed`.
+    pub fn lookup(&self, _user: &str) -> Option<Arc<Account>> {
+        None
     }
 }
 
@@ -148,10 +149,16 @@ fn transaction(settings: &PamSettings, user: &str, password: &[u8], rip: Option<
     let flags = AuthnFlags::DISALLOW_NULL_AUTHTOK;
     if let Err(e) = txn.authenticate(flags) {
         return match e {
+            // Some modules (pam_sss) refuse locked or expired accounts already here. Before
+            // the password is known to be right, every refusal looks the same to the client.
             ErrorCode::AuthenticationError
             | ErrorCode::UserUnknown
             | ErrorCode::MaxTries
-            | ErrorCode::CredentialsInsufficient => PamVerdict::Rejected,
+            | ErrorCode::CredentialsInsufficient
+            | ErrorCode::PermissionDenied
+            | ErrorCode::AccountExpired
+            | ErrorCode::NewAuthTokRequired
+            | ErrorCode::AuthTokExpired => PamVerdict::Rejected,
             other => PamVerdict::Unavailable(format!("pam_authenticate: {other}")),
         };
     }

@@ -98,12 +98,13 @@ impl Resolver {
             metrics::counter!("postward_dns_cache_hits_total").increment(1);
             return answer;
         }
-        metrics::counter!("postward_dns_queries_total").increment(1);
         let inner = &self.inner;
         let cache = &self.cache;
         let bounds = self.bounds;
         self.inflight
             .run(key.clone(), || async move {
+                // Counted here, once per query sent: callers that share it are not queries.
+                metrics::counter!("postward_dns_queries_total").increment(1);
                 let (answer, ttl) = match inner.lookup(key.0.clone(), rtype).await {
                     Ok(lookup) => {
                         let records: Arc<[RData]> = lookup.answers().iter().map(|r| r.data.clone()).collect();
