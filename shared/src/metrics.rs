@@ -19,6 +19,9 @@ use tokio::net::{TcpListener, TcpStream};
 /// under load or a slow DNS list (seconds).
 const BUCKETS: [f64; 14] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
+/// Scrapes served at once.
+const MAX_SCRAPES: usize = 16;
+
 /// The longest request head read (the request line and headers of a scrape are small).
 const MAX_REQUEST: usize = 8192;
 
@@ -54,6 +57,9 @@ pub async fn serve(listener: TcpListener, handle: PrometheusHandle) {
             upkeep.run_upkeep();
         }
     });
+    // Scrapes at once; more are closed at once, so a flood of slow clients cannot hold
+    // descriptors the daemon's own socket needs.
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_SCRAPES));
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -64,8 +70,13 @@ pub async fn serve(listener: TcpListener, handle: PrometheusHandle) {
                 continue;
             }
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!("metrics scrape from {peer}: {MAX_SCRAPES} already in progress, closing");
+            continue;
+        };
         let handle = handle.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             if let Err(e) = tokio::time::timeout(Duration::from_secs(10), answer(stream, &handle)).await {
                 tracing::debug!("metrics scrape from {peer}: {e}");
             }

@@ -78,6 +78,19 @@ impl Postfix {
     /// # Errors
     /// The configuration cannot be written or `postfix start` fails (its output is returned).
     pub async fn start(options: &PostfixOptions) -> Result<Postfix, String> {
+        // The port is free when chosen but bound only later, by master: another test may
+        // take it in between. master logs that, and the start is retried on another port.
+        let mut last = String::new();
+        for _ in 0..3 {
+            match Postfix::start_once(options).await {
+                Ok(p) => return Ok(p),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    async fn start_once(options: &PostfixOptions) -> Result<Postfix, String> {
         let dir = tempfile::Builder::new().prefix("postward-postfix-").tempdir().map_err(|e| e.to_string())?;
         // smtpd runs as `postfix` and must reach sockets placed in here.
         set_mode(dir.path(), 0o755)?;
@@ -177,8 +190,19 @@ impl Postfix {
     async fn wait_listening(&self, timeout: Duration) -> Result<(), String> {
         let deadline = std::time::Instant::now() + timeout;
         while std::time::Instant::now() < deadline {
+            // master logs a port it could not bind (taken since it was chosen) and exits;
+            // a connect would then reach whoever holds the port.
+            if self.maillog().contains("Address already in use") {
+                return Err(format!("{} was taken before Postfix bound it", self.smtp_addr()));
+            }
+            // A bare connect, no session: an smtpd that served one stays around for reuse,
+            // with its SASL connection, which would hide an auth daemon stopped later.
             if tokio::net::TcpStream::connect(self.smtp_addr()).await.is_ok() {
-                return Ok(());
+                return if self.maillog().contains("Address already in use") {
+                    Err(format!("{} was taken before Postfix bound it", self.smtp_addr()))
+                } else {
+                    Ok(())
+                };
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
