@@ -94,7 +94,7 @@ impl Postfix {
         let dir = tempfile::Builder::new().prefix("postward-postfix-").tempdir().map_err(|e| e.to_string())?;
         // smtpd runs as `postfix` and must reach sockets placed in here.
         set_mode(dir.path(), 0o755)?;
-        let port = free_port()?;
+        let port = crate::process::free_tcp_port().map_err(|e| e.to_string())?;
         let etc = dir.path().join("etc");
         std::fs::create_dir(&etc).map_err(|e| e.to_string())?;
         // The distribution's files (postfix-files, dynamicmaps.cf, ...) with links resolved.
@@ -221,11 +221,6 @@ impl Drop for Postfix {
             let _ = Command::new(POSTFIX).arg("-c").arg(self.config_dir()).arg("stop").output();
         }
     }
-}
-
-fn free_port() -> Result<u16, String> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    listener.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<(), String> {

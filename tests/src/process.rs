@@ -143,4 +143,30 @@ pub async fn wait_for_path(path: &std::path::Path, timeout: Duration) {
     }
 }
 
+/// Starts `bin --config config` and waits until it has created `socket` and logged that it
+/// started: the start-up every test of a real daemon needs.
+///
+/// # Panics
+/// The process cannot be started, or does either not within `timeout`.
+pub async fn start_with_config(
+    bin: &str,
+    config: &std::path::Path,
+    socket: &std::path::Path,
+    timeout: Duration,
+) -> DaemonProcess {
+    let config = config.to_str().expect("UTF-8 config path");
+    let daemon = DaemonProcess::start(bin, &["--config", config]);
+    wait_for_path(socket, timeout).await;
+    daemon.wait_for_log("started with configuration", timeout).await;
+    daemon
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (for servers started later).
+///
+/// # Errors
+/// No port could be bound.
+pub fn free_tcp_port() -> std::io::Result<u16> {
+    std::net::TcpListener::bind("127.0.0.1:0")?.local_addr().map(|a| a.port())
+}
+
 pub use nix::sys::signal::Signal as Sig;

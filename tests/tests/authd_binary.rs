@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use postward_tests::auth_client::{AuthClient, AuthOutcome, base64_encode, plain_response};
-use postward_tests::process::{DaemonProcess, Sig, bin_path, root_ok, wait_for_path};
+use postward_tests::process::{DaemonProcess, Sig, bin_path, root_ok, start_with_config};
 
 const BIN: &str = "postward-authd";
 const T: Duration = Duration::from_secs(10);
@@ -43,10 +43,7 @@ impl Setup {
     }
     async fn start(&self) -> DaemonProcess {
         let cfg = self.config("\"PLAIN\", \"LOGIN\"");
-        let d = DaemonProcess::start(BIN, &["--config", cfg.to_str().unwrap()]);
-        wait_for_path(&self.socket(), T).await;
-        d.wait_for_log("started with configuration", T).await;
-        d
+        start_with_config(BIN, &cfg, &self.socket(), T).await
     }
     async fn client(&self) -> AuthClient {
         let mut c = AuthClient::connect(&format!("unix:{}", self.socket().display())).await.unwrap();

@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use postward_tests::auth_client::{AuthClient, AuthOutcome};
-use postward_tests::process::{DaemonProcess, wait_for_path};
+use postward_tests::process::start_with_config;
 
 const T: Duration = Duration::from_secs(10);
 const PASSWORD: &str = "Pam-Rt4-Correct-Horse";
@@ -118,9 +118,7 @@ async fn pam_store_with_real_system_accounts() {
         ),
     )
     .unwrap();
-    let daemon = DaemonProcess::start("postward-authd", &["--config", config.to_str().unwrap()]);
-    wait_for_path(&socket, T).await;
-    daemon.wait_for_log("started with configuration", T).await;
+    let daemon = start_with_config("postward-authd", &config, &socket, T).await;
     let mut c = AuthClient::connect(&format!("unix:{}", socket.display())).await.unwrap();
     c.handshake(7).await.unwrap();
     c.set_rip("192.0.2.7");

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use postward_tests::client::{ClientError, PolicyClient, rcpt_request};
-use postward_tests::process::{DaemonProcess, Sig, bin_path, root_ok, running_as_root, wait_for_path};
+use postward_tests::process::{
+    DaemonProcess, Sig, bin_path, root_ok, running_as_root, start_with_config, wait_for_path,
+};
 
 const BIN: &str = "postward-greyd";
 const T: Duration = Duration::from_secs(10);
@@ -52,10 +54,7 @@ impl Setup {
     }
     async fn start(&self) -> DaemonProcess {
         let cfg = self.config_path();
-        let d = DaemonProcess::start(BIN, &["--config", cfg.to_str().unwrap()]);
-        wait_for_path(&self.socket(), T).await;
-        d.wait_for_log("started with configuration", T).await;
-        d
+        start_with_config(BIN, &cfg, &self.socket(), T).await
     }
     async fn client(&self) -> PolicyClient {
         PolicyClient::connect_unix(&self.socket()).await.unwrap()

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use postward_tests::auth_client::{AuthClient, AuthOutcome};
-use postward_tests::process::{DaemonProcess, root_ok, wait_for_path};
+use postward_tests::process::{DaemonProcess, root_ok, start_with_config};
 
 const T: Duration = Duration::from_secs(10);
 
@@ -31,9 +31,7 @@ async fn authd(dir: &Path, name: &str, passdb: &str) -> (DaemonProcess, AuthClie
         ),
     )
     .unwrap();
-    let daemon = DaemonProcess::start("postward-authd", &["--config", config.to_str().unwrap()]);
-    wait_for_path(&socket, T).await;
-    daemon.wait_for_log("started with configuration", T).await;
+    let daemon = start_with_config("postward-authd", &config, &socket, T).await;
     let mut client = AuthClient::connect(&format!("unix:{}", socket.display())).await.unwrap();
     client.handshake(1).await.unwrap();
     (daemon, client)

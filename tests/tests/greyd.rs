@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use postward_tests::client::PolicyClient;
 use postward_tests::dns::DnsFixture;
-use postward_tests::process::{DaemonProcess, Sig, bin_path, root_ok, wait_for_path};
+use postward_tests::process::{DaemonProcess, Sig, bin_path, root_ok, start_with_config};
 use postward_tests::proxy::TcpProxy;
 
 const BIN: &str = "postward-greyd";
@@ -42,10 +42,7 @@ impl Greyd {
     }
 
     async fn launch(mut self) -> Greyd {
-        let d = DaemonProcess::start(BIN, &["--config", self.config().to_str().unwrap()]);
-        wait_for_path(&self.socket(), T).await;
-        d.wait_for_log("started with configuration", T).await;
-        self.process = Some(d);
+        self.process = Some(start_with_config(BIN, &self.config(), &self.socket(), T).await);
         self
     }
 

@@ -12,14 +12,10 @@ use std::time::Duration;
 use postward_tests::auth_client::{AuthClient, AuthOutcome};
 use postward_tests::client::{PolicyClient, rcpt_request};
 use postward_tests::dns::DnsFixture;
-use postward_tests::process::{DaemonProcess, root_ok, wait_for_path};
+use postward_tests::process::{DaemonProcess, free_tcp_port, root_ok, start_with_config};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const T: Duration = Duration::from_secs(10);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// One HTTP GET; the status line and the body.
 async fn get(port: u16, path: &str) -> (String, String) {
@@ -41,16 +37,14 @@ async fn start(dir: &Path, daemon: &str, extra: &str) -> (DaemonProcess, String)
     let config = dir.join(format!("{daemon}.toml"));
     std::fs::write(&config, format!("[server]\nlisten = [\"unix:{}\"]\n{}{extra}", socket.display(), root_ok()))
         .unwrap();
-    let d = DaemonProcess::start(&format!("postward-{daemon}"), &["--config", config.to_str().unwrap()]);
-    wait_for_path(&socket, T).await;
-    d.wait_for_log("started with configuration", T).await;
+    let d = start_with_config(&format!("postward-{daemon}"), &config, &socket, T).await;
     (d, format!("unix:{}", socket.display()))
 }
 
 #[tokio::test]
 async fn greyd_counts_requests_by_action_and_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = free_tcp_port().unwrap();
     let extra = format!(
         "metrics_listen = \"127.0.0.1:{port}\"\n[store]\nurl = \"sqlite://{}/g.sqlite\"\n[sender_pools]\nspf = false\n",
         dir.path().display()
@@ -78,7 +72,7 @@ async fn greyd_counts_requests_by_action_and_reason() {
 async fn policyd_counts_dns_errors() {
     let dns = DnsFixture::builder().zone("broken.test").servfail("broken.test").start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = free_tcp_port().unwrap();
     let extra = format!(
         "metrics_listen = \"127.0.0.1:{port}\"\n[dns]\nnameservers = [\"{}\"]\nattempts = 1\n",
         dns.nameserver()
@@ -98,7 +92,7 @@ async fn authd_counts_attempts_by_result_and_cache_hits() {
     let dir = tempfile::tempdir().unwrap();
     let passwd = dir.path().join("passwd");
     std::fs::write(&passwd, "alice@example.com:{PLAIN}right::::::\n").unwrap();
-    let port = free_port();
+    let port = free_tcp_port().unwrap();
     let extra = format!(
         "metrics_listen = \"127.0.0.1:{port}\"\n[auth]\nfailure_delay = \"0s\"\n[passdb]\npath = \"{}\"\n",
         passwd.display()

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use postward_tests::client::PolicyClient;
 use postward_tests::dns::DnsFixture;
-use postward_tests::process::{DaemonProcess, bin_path, root_ok, wait_for_path};
+use postward_tests::process::{DaemonProcess, bin_path, root_ok, start_with_config};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 const BIN: &str = "postward-policyd";
@@ -53,9 +53,7 @@ impl Policyd {
     async fn start(dns: &DnsFixture, extra: &str) -> Policyd {
         let dir = tempfile::tempdir().unwrap();
         let config = write_config(dir.path(), dns, extra);
-        let process = DaemonProcess::start(BIN, &["--config", config.to_str().unwrap()]);
-        wait_for_path(&dir.path().join("policyd.sock"), T).await;
-        process.wait_for_log("started with configuration", T).await;
+        let process = start_with_config(BIN, &config, &dir.path().join("policyd.sock"), T).await;
         Policyd { dir, process }
     }
 

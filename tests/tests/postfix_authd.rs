@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use postward_tests::postfix::{self, Postfix, PostfixOptions};
-use postward_tests::process::{DaemonProcess, bin_path, wait_for_path};
+use postward_tests::process::{DaemonProcess, bin_path, start_with_config};
 use postward_tests::smtp::SmtpClient;
 
 const T: Duration = Duration::from_secs(20);
@@ -64,10 +64,7 @@ async fn start_authd(dir: &Path) -> DaemonProcess {
         ),
     )
     .unwrap();
-    let authd = DaemonProcess::start("postward-authd", &["--config", config.to_str().unwrap()]);
-    wait_for_path(&socket, T).await;
-    authd.wait_for_log("started with configuration", T).await;
-    authd
+    start_with_config("postward-authd", &config, &socket, T).await
 }
 
 fn client_address(n: u8) -> Ipv4Addr {

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use postward_tests::dns::{DnsFixture, DnsFixtureBuilder};
 use postward_tests::postfix::{self, Postfix, PostfixOptions};
-use postward_tests::process::{DaemonProcess, wait_for_path};
+use postward_tests::process::{DaemonProcess, start_with_config};
 use postward_tests::smtp::{Reply, SmtpClient};
 
 const T: Duration = Duration::from_secs(20);
@@ -195,10 +195,7 @@ impl E2e {
 async fn start_daemon(dir: &Path, name: &str, config: &str) -> DaemonProcess {
     let path: PathBuf = dir.join(format!("{name}.toml"));
     std::fs::write(&path, config).unwrap();
-    let daemon = DaemonProcess::start(&format!("postward-{name}"), &["--config", path.to_str().unwrap()]);
-    wait_for_path(&dir.join(format!("{name}.sock")), T).await;
-    daemon.wait_for_log("started with configuration", T).await;
-    daemon
+    start_with_config(&format!("postward-{name}"), &path, &dir.join(format!("{name}.sock")), T).await
 }
 
 fn message(subject: &str) -> String {
