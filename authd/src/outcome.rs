@@ -62,24 +62,37 @@ impl Failure {
         }
     }
 
-    /// A word for the log's `reason=` field (fail2ban filters match on these).
-    pub fn log_reason(&self) -> String {
+    /// The reason as one word: the start of the log's `reason=` field (fail2ban filters
+    /// match on these) and the `result` label of the attempts metric.
+    pub fn kind(&self) -> &'static str {
         match self {
-            Failure::InvalidBase64 { .. } => "invalid-base64".to_owned(),
-            Failure::Malformed(e) => format!("malformed ({e})"),
-            Failure::BadUsername(e) => format!("bad-username ({e})"),
-            Failure::UnknownUser => "unknown-user".to_owned(),
-            Failure::WrongPassword => "password-mismatch".to_owned(),
-            Failure::Disabled(why) => format!("disabled ({why})"),
-            Failure::Expired => "expired".to_owned(),
-            Failure::NotFromHere => "client-not-allowed".to_owned(),
-            Failure::Authz => "authzid-not-allowed".to_owned(),
-            Failure::Store(e) => format!("temporary-failure ({e})"),
-            Failure::Busy(e) => format!("temporary-failure ({e})"),
-            Failure::Timeout => "timeout".to_owned(),
-            Failure::UnexpectedContinuation => "unexpected-continuation".to_owned(),
-            Failure::MechanismNotOffered => "mechanism-not-offered".to_owned(),
+            Failure::InvalidBase64 { .. } => "invalid-base64",
+            Failure::Malformed(_) => "malformed",
+            Failure::BadUsername(_) => "bad-username",
+            Failure::UnknownUser => "unknown-user",
+            Failure::WrongPassword => "password-mismatch",
+            Failure::Disabled(_) => "disabled",
+            Failure::Expired => "expired",
+            Failure::NotFromHere => "client-not-allowed",
+            Failure::Authz => "authzid-not-allowed",
+            Failure::Store(_) | Failure::Busy(_) => "temporary-failure",
+            Failure::Timeout => "timeout",
+            Failure::UnexpectedContinuation => "unexpected-continuation",
+            Failure::MechanismNotOffered => "mechanism-not-offered",
         }
+    }
+
+    /// The log's `reason=` field: [`Self::kind`] and, where there is one, the detail.
+    pub fn log_reason(&self) -> String {
+        let detail = match self {
+            Failure::Malformed(e) => e.to_string(),
+            Failure::BadUsername(e) => e.to_string(),
+            Failure::Disabled(why) => (*why).to_owned(),
+            Failure::Store(e) => e.clone(),
+            Failure::Busy(e) => e.to_string(),
+            _ => return self.kind().to_owned(),
+        };
+        format!("{} ({detail})", self.kind())
     }
 
     /// Failures answered after the failure delay. Dovecot answers bad base64 at once, and

@@ -437,24 +437,25 @@ fn log(at: &Attempt, outcome: &Outcome, took: Duration) {
     let tls = if at.secured { "yes" } else { "no" };
     let ms = took.as_millis();
     let result = match &outcome.result {
-        Ok(()) => "ok".to_owned(),
-        // The reason word without its detail: a bounded label.
-        Err(f) => f.log_reason().split(' ').next().unwrap_or_default().to_owned(),
+        Ok(()) => {
+            tracing::info!(
+                "authentication ok: user={user} method={} rip={rip} service={} tls={tls} ms={ms}",
+                at.mech,
+                at.service
+            );
+            "ok"
+        }
+        Err(f) => {
+            tracing::info!(
+                "authentication failed: user={user} method={} rip={rip} service={} tls={tls} reason={} ms={ms}",
+                at.mech,
+                at.service,
+                f.log_reason()
+            );
+            f.kind()
+        }
     };
     metrics::counter!("postward_auth_attempts_total", "mechanism" => at.mech.to_string(), "result" => result)
         .increment(1);
     metrics::histogram!("postward_auth_duration_seconds").record(took.as_secs_f64());
-    match &outcome.result {
-        Ok(()) => tracing::info!(
-            "authentication ok: user={user} method={} rip={rip} service={} tls={tls} ms={ms}",
-            at.mech,
-            at.service
-        ),
-        Err(f) => tracing::info!(
-            "authentication failed: user={user} method={} rip={rip} service={} tls={tls} reason={} ms={ms}",
-            at.mech,
-            at.service,
-            f.log_reason()
-        ),
-    }
 }
