@@ -124,6 +124,23 @@ pub fn printable(text: &str) -> Cow<'_, str> {
     }
 }
 
+/// Longest piece of client-supplied text a log line carries. Postfix keeps envelope
+/// addresses far shorter; a longer value is a broken or hostile client, and a syslog daemon
+/// would cut the whole line at its own limit (rsyslog: 8 KiB) and lose the reason after it.
+pub const MAX_LOGGED_VALUE: usize = 320;
+
+/// [`printable`], cut to [`MAX_LOGGED_VALUE`] bytes with a note of how much was left out.
+pub fn excerpt(text: &str) -> Cow<'_, str> {
+    if text.len() <= MAX_LOGGED_VALUE {
+        return printable(text);
+    }
+    let mut end = MAX_LOGGED_VALUE;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{}...[{} more bytes]", printable(&text[..end]), text.len() - end))
+}
+
 /// Formats events as Postfix formats its own messages.
 struct PostfixFormat;
 
@@ -190,25 +207,25 @@ impl fmt::Display for DecisionLine<'_> {
         write!(
             f,
             "{}: {}: {} from {}",
-            printable(queue_id),
+            excerpt(queue_id),
             self.decision.action.log_word(),
-            printable(r.protocol_state.as_str()),
-            printable(&r.client())
+            excerpt(r.protocol_state.as_str()),
+            excerpt(&r.client())
         )?;
         let text = self.decision.action.text();
         if !text.is_empty() {
-            write!(f, ": {}", printable(&text))?;
+            write!(f, ": {}", excerpt(&text))?;
         }
-        write!(f, "; from=<{}> to=<{}>", printable(&r.sender), printable(&r.recipient))?;
+        write!(f, "; from=<{}> to=<{}>", excerpt(&r.sender), excerpt(&r.recipient))?;
         if !r.helo_name.is_empty() {
-            write!(f, " helo=<{}>", printable(&r.helo_name))?;
+            write!(f, " helo=<{}>", excerpt(&r.helo_name))?;
         }
         if !r.sasl_username.is_empty() {
-            write!(f, " sasl_username={}", printable(&r.sasl_username))?;
+            write!(f, " sasl_username={}", excerpt(&r.sasl_username))?;
         }
-        write!(f, " reason={}", printable(&self.decision.reason))?;
+        write!(f, " reason={}", excerpt(&self.decision.reason))?;
         for (k, v) in &self.decision.fields {
-            write!(f, " {k}={}", printable(v))?;
+            write!(f, " {k}={}", excerpt(v))?;
         }
         write!(f, " time={:.2}ms", self.elapsed.as_secs_f64() * 1000.0)
     }
@@ -219,6 +236,15 @@ mod tests {
     use super::*;
     use crate::policy::codec::RawRequest;
     use crate::policy::{Action, Decision};
+
+    #[test]
+    fn excerpt_cuts_long_values_at_a_character_boundary() {
+        assert_eq!(excerpt("short\u{7}"), "short?");
+        let long = format!("{}é{}", "a".repeat(MAX_LOGGED_VALUE - 1), "b".repeat(100));
+        let cut = excerpt(&long);
+        // The two-byte é straddles the limit: it is left out whole.
+        assert_eq!(cut, format!("{}...[102 more bytes]", "a".repeat(MAX_LOGGED_VALUE - 1)));
+    }
 
     #[test]
     fn decision_line_is_postfix_shaped_and_printable() {

@@ -186,7 +186,7 @@ impl DnsblCheck {
             return Ok(None);
         }
         let bounds = TtlBounds { min: config.min_ttl.get(), max: config.max_ttl.get() };
-        let resolver = dns.build_bounded(config.cache_size, bounds)?;
+        let resolver = dns.build_bounded(config.cache_size, bounds)?.quiet_outages();
         let zones: Arc<[Zone]> = group(lists).into();
         let timeout = config.timeout.get();
         let prober = zones.iter().any(|z| z.probe).then(|| {

@@ -71,6 +71,67 @@ pub struct Resolver {
     inflight: Arc<Group<Key, Answer>>,
     cache: Option<Arc<TtlCache<Key, Answer>>>,
     bounds: TtlBounds,
+    health: Arc<Health>,
+}
+
+/// Failed lookups in a row (timeouts, SERVFAIL, network errors; "no records" is an answer)
+/// after which the resolver counts as down. One broken domain fails a lookup or two; a run
+/// of failures with no answer between them is the resolver itself.
+const OUTAGE_AFTER: u32 = 5;
+
+/// Whether the resolver answers at all, so that an outage is one warning when it starts and
+/// one line when it ends, not a warning per lookup.
+#[derive(Default)]
+struct Health {
+    /// False for a resolver whose user reports outages itself (the DNS lists, per list).
+    quiet: bool,
+    failed_in_a_row: std::sync::atomic::AtomicU32,
+    /// When the current outage was declared; `None` while the resolver answers.
+    outage: std::sync::Mutex<Option<(Instant, u64)>>,
+}
+
+impl Health {
+    /// A lookup sent at `started` got an answer. One sent before the outage was declared
+    /// says nothing about now (it may have been answered just before the resolver went
+    /// away), so it neither ends the outage nor resets the count.
+    fn answered(&self, started: Instant) {
+        if self.quiet || self.failed_in_a_row.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+            return;
+        }
+        let mut outage = self.outage.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((since, failed)) = *outage {
+            if started < since {
+                return;
+            }
+            *outage = None;
+            tracing::info!(
+                "DNS answering again after {}s; {failed} lookup(s) failed during the outage",
+                since.elapsed().as_secs()
+            );
+        }
+        self.failed_in_a_row.store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn failed(&self, failure: &LookupFailure) {
+        if self.quiet {
+            return;
+        }
+        let n = self.failed_in_a_row.fetch_add(1, std::sync::atomic::Ordering::Relaxed).saturating_add(1);
+        if n < OUTAGE_AFTER {
+            return;
+        }
+        let mut outage = self.outage.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match outage.as_mut() {
+            Some((_, failed)) => *failed += 1,
+            None => {
+                *outage = Some((Instant::now(), u64::from(n)));
+                tracing::warn!(
+                    "DNS not answering: {n} lookups in a row failed (last: {failure}); checks that need DNS \
+                     give their temporary-error answers until it recovers"
+                );
+            }
+        }
+    }
 }
 
 impl Resolver {
@@ -86,7 +147,21 @@ impl Resolver {
 
     /// A resolver keeping up to `entries` answers for their TTL clamped to `bounds`.
     pub fn with_bounds(inner: TokioResolver, entries: usize, bounds: TtlBounds) -> Resolver {
-        Resolver { inner, inflight: Arc::new(Group::new()), cache: TtlCache::new(entries).map(Arc::new), bounds }
+        Resolver {
+            inner,
+            inflight: Arc::new(Group::new()),
+            cache: TtlCache::new(entries).map(Arc::new),
+            bounds,
+            health: Arc::new(Health::default()),
+        }
+    }
+
+    /// This resolver does not log outages: its user logs them in its own terms (each DNS
+    /// list warns once when it stops answering), and a second warning would say the same.
+    #[must_use]
+    pub fn quiet_outages(mut self) -> Resolver {
+        self.health = Arc::new(Health { quiet: true, ..Health::default() });
+        self
     }
 
     /// Looks up `name` (taken as fully qualified) and type `rtype`.
@@ -101,12 +176,15 @@ impl Resolver {
         let inner = &self.inner;
         let cache = &self.cache;
         let bounds = self.bounds;
+        let health = &self.health;
         self.inflight
             .run(key.clone(), || async move {
                 // Counted here, once per query sent: callers that share it are not queries.
                 metrics::counter!("postward_dns_queries_total").increment(1);
+                let sent = Instant::now();
                 let (answer, ttl) = match inner.lookup(key.0.clone(), rtype).await {
                     Ok(lookup) => {
+                        health.answered(sent);
                         let records: Arc<[RData]> = lookup.answers().iter().map(|r| r.data.clone()).collect();
                         let ttl = lookup.valid_until().saturating_duration_since(std::time::Instant::now());
                         (Ok(records), Some(ttl))
@@ -115,12 +193,14 @@ impl Resolver {
                         let ttl = negative_ttl(&e).map_or(DEFAULT_NEGATIVE_TTL, |s| Duration::from_secs(u64::from(s)));
                         let failure = to_failure(&e);
                         match &failure {
-                            LookupFailure::NoRecords => {}
+                            LookupFailure::NoRecords => health.answered(sent),
                             LookupFailure::Timeout => {
                                 metrics::counter!("postward_dns_errors_total", "kind" => "timeout").increment(1);
+                                health.failed(&failure);
                             }
                             LookupFailure::Failed(_) => {
                                 metrics::counter!("postward_dns_errors_total", "kind" => "failed").increment(1);
+                                health.failed(&failure);
                             }
                         }
                         let ttl = (failure == LookupFailure::NoRecords).then_some(ttl);
@@ -180,5 +260,48 @@ fn to_failure(e: &NetError) -> LookupFailure {
         LookupFailure::Timeout
     } else {
         LookupFailure::Failed(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn in_outage(h: &Health) -> bool {
+        h.outage.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_some()
+    }
+
+    #[test]
+    fn an_outage_starts_after_a_run_of_failures_and_ends_with_a_fresh_answer() {
+        let h = Health::default();
+        let before = Instant::now();
+        for _ in 0..OUTAGE_AFTER - 1 {
+            h.failed(&LookupFailure::Timeout);
+        }
+        assert!(!in_outage(&h), "a few failures are one broken domain, not an outage");
+        h.failed(&LookupFailure::Timeout);
+        assert!(in_outage(&h));
+        // An answer to a query sent before the outage began does not end it.
+        h.answered(before);
+        assert!(in_outage(&h));
+        h.answered(Instant::now());
+        assert!(!in_outage(&h));
+        assert_eq!(h.failed_in_a_row.load(std::sync::atomic::Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn an_answer_between_failures_resets_the_count() {
+        let h = Health::default();
+        for _ in 0..OUTAGE_AFTER * 3 {
+            h.failed(&LookupFailure::Failed("SERVFAIL".into()));
+            h.failed(&LookupFailure::Timeout);
+            h.answered(Instant::now());
+        }
+        assert!(!in_outage(&h));
+        let quiet = Health { quiet: true, ..Health::default() };
+        for _ in 0..OUTAGE_AFTER * 2 {
+            quiet.failed(&LookupFailure::Timeout);
+        }
+        assert!(!in_outage(&quiet), "a quiet resolver leaves outages to its user");
     }
 }

@@ -143,19 +143,11 @@ impl<R: AsyncBufRead + Unpin> RequestReader<R> {
                 Some(i) => (&buf[..i], true),
                 None => (buf, false),
             };
-            // The CR of a CRLF ending is still in `line` at this point; allow one extra byte
-            // for it so a maximal CRLF line is not refused where its LF twin is accepted.
-            if self.line.len() + chunk.len() > self.limits.max_line + 1 {
-                return Err(CodecError::LineTooLong { line: line_no, limit: self.limits.max_line });
-            }
             let consumed = chunk.len() + usize::from(found);
+            if let Some(err) = first_violation(chunk, consumed, self.line.len(), *total, &self.limits, line_no) {
+                return Err(err);
+            }
             *total += consumed;
-            if *total > self.limits.max_request {
-                return Err(CodecError::TooLarge { limit: self.limits.max_request });
-            }
-            if chunk.contains(&0) {
-                return Err(CodecError::NulByte { line: line_no });
-            }
             self.line.extend_from_slice(chunk);
             self.inner.consume(consumed);
             if found {
@@ -167,6 +159,38 @@ impl<R: AsyncBufRead + Unpin> RequestReader<R> {
             }
         }
     }
+}
+
+/// The first limit a chunk of one line breaks, as if its bytes had arrived one at a time, so
+/// that the reason given never depends on how the client's writes were split.
+///
+/// `chunk` is line content (no LF); `consumed` adds the LF when the chunk ends the line.
+/// At one and the same byte, the line limit is reported before the request limit, and both
+/// before a NUL.
+fn first_violation(
+    chunk: &[u8],
+    consumed: usize,
+    line_len: usize,
+    total: usize,
+    limits: &Limits,
+    line_no: usize,
+) -> Option<CodecError> {
+    // The CR of a CRLF ending is still line content here: allow one extra byte for it, so a
+    // maximal CRLF line is not refused where its LF twin is accepted. (The exact length is
+    // checked once the LF has arrived.)
+    let line_room = (limits.max_line + 1).saturating_sub(line_len);
+    let total_room = limits.max_request.saturating_sub(total);
+    let candidates = [
+        (chunk.len() > line_room).then_some((line_room, 0)),
+        (consumed > total_room).then_some((total_room, 1)),
+        chunk.iter().position(|&b| b == 0).map(|at| (at, 2)),
+    ];
+    let (_, kind) = candidates.into_iter().flatten().min()?;
+    Some(match kind {
+        0 => CodecError::LineTooLong { line: line_no, limit: limits.max_line },
+        1 => CodecError::TooLarge { limit: limits.max_request },
+        _ => CodecError::NulByte { line: line_no },
+    })
 }
 
 /// Splits `name=value` on the first `=`.

@@ -180,7 +180,7 @@ fn parse_ip(name: &'static str, value: &str) -> Result<Option<IpAddr>, RequestEr
     let bare = value.strip_prefix("ipv6:").or_else(|| value.strip_prefix("IPv6:")).unwrap_or(value);
     IpAddr::from_str(bare)
         .map(|ip| Some(ip.to_canonical()))
-        .map_err(|_| RequestError::InvalidAttribute { name, value: crate::logging::printable(value).into_owned() })
+        .map_err(|_| RequestError::InvalidAttribute { name, value: crate::logging::excerpt(value).into_owned() })
 }
 
 fn parse_opt<T: FromStr>(name: &'static str, value: &str) -> Result<Option<T>, RequestError> {
@@ -190,7 +190,7 @@ fn parse_opt<T: FromStr>(name: &'static str, value: &str) -> Result<Option<T>, R
     value
         .parse()
         .map(Some)
-        .map_err(|_| RequestError::InvalidAttribute { name, value: crate::logging::printable(value).into_owned() })
+        .map_err(|_| RequestError::InvalidAttribute { name, value: crate::logging::excerpt(value).into_owned() })
 }
 
 #[cfg(test)]

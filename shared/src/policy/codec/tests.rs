@@ -202,3 +202,27 @@ async fn error_messages_name_the_problem() {
     let err = read_first(&big(10_000, 1), false).await.unwrap_err();
     assert_eq!(err.to_string(), "request has more than 256 attributes");
 }
+
+/// Found by the fuzz target: the reason given for a request that breaks two limits (or holds
+/// a NUL past a limit) must not depend on how the client's writes were split.
+#[tokio::test]
+async fn the_first_limit_broken_is_reported_however_the_bytes_arrive() {
+    let limits = Limits { max_line: 40, max_attributes: 4, max_request: 120 };
+    let cases: [(&[u8], &str); 3] = [
+        // Line 5 is too long and the request too large; the request limit is reached first.
+        (b"a=0123456789012345678901234567890\nb=0123456789012345678901234567890\nc=0123456789012345678901234567890\nd=0123456789012345678901234567890\ne=01234567890123456789012345678901234567890123456789\n\n", "too-large"),
+        // A line too long, with a NUL after the point where it became too long.
+        (b"a=01234567890123456789012345678901234567890123\x00\n\n", "line-too-long"),
+        // A NUL before the point where the line becomes too long.
+        (b"a=\x00123456789012345678901234567890123456789012345\n\n", "nul"),
+    ];
+    for (input, expected) in cases {
+        for chunk in [1usize, 3, 8, 4096] {
+            let mut reader = RequestReader::new(BufReader::with_capacity(chunk, input), limits);
+            match reader.read_request().await {
+                Err(e) => assert_eq!(kind(&e), expected, "read {chunk} bytes at a time"),
+                Ok(r) => panic!("accepted {r:?}"),
+            }
+        }
+    }
+}
