@@ -120,8 +120,12 @@ impl<'a> Session<'a> {
         let mut line = Vec::with_capacity(256);
         let mut reading = true;
         let mut idle_since = tokio::time::Instant::now();
+        // When the line being read got its first byte: a line must be complete within the
+        // request timeout, so a client trickling bytes cannot hold a connection for ever.
+        let mut line_since: Option<tokio::time::Instant> = None;
         loop {
             let idle = self.pending.is_empty();
+            let line_deadline = line_since.map(|t| t + options.request_timeout);
             tokio::select! {
                 biased;
                 Some(out) = self.out_rx.recv() => {
@@ -149,8 +153,13 @@ impl<'a> Session<'a> {
                     }
                 }
                 read = next_line(reader, &mut line), if reading => {
-                    if !read? {
-                        return Ok(());
+                    match read? {
+                        Read::Eof => return Ok(()),
+                        Read::Partial => {
+                            line_since.get_or_insert_with(tokio::time::Instant::now);
+                            continue;
+                        }
+                        Read::Line => line_since = None,
                     }
                     let text = std::str::from_utf8(&line).map_err(|_| Close::NotUtf8)?;
                     let text = text.strip_suffix('\r').unwrap_or(text);
@@ -162,7 +171,14 @@ impl<'a> Session<'a> {
                     }
                     idle_since = tokio::time::Instant::now();
                 }
-                () = tokio::time::sleep_until(idle_since + options.idle_timeout), if idle && reading => {
+                () = sleep_until_some(line_deadline), if reading && line_deadline.is_some() => {
+                    return Err(Close::Protocol(format!(
+                        "line incomplete after {}s ({} bytes so far)",
+                        options.request_timeout.as_secs(),
+                        line.len()
+                    )));
+                }
+                () = tokio::time::sleep_until(idle_since + options.idle_timeout), if idle && reading && line_deadline.is_none() => {
                     tracing::debug!("{}: idle for {:?}, closing", self.peer, options.idle_timeout);
                     return Ok(());
                 }
@@ -260,33 +276,46 @@ impl<'a> Session<'a> {
     }
 }
 
-/// Reads one LF-terminated line into `line` (without the LF). `Ok(false)` at end of input.
+/// What one read of [`next_line`] produced.
+enum Read {
+    /// A whole line is in the buffer.
+    Line,
+    /// Bytes arrived, but no LF yet: the caller starts the line's deadline.
+    Partial,
+    Eof,
+}
+
+/// Sleeps until `deadline`; never returns without one (the branch is disabled then).
+async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Reads into `line` until an LF (dropped) or the end of what has arrived.
 /// Cancel-safe: bytes already read stay in `line`, and the next call continues.
 ///
 /// # Errors
 /// I/O errors, or a line longer than [`MAX_LINE`].
-async fn next_line<R: AsyncBufRead + Unpin>(reader: &mut R, line: &mut Vec<u8>) -> Result<bool, Close> {
-    loop {
-        let chunk = reader.fill_buf().await?;
-        if chunk.is_empty() {
-            return Ok(false);
-        }
-        let (used, done) = match chunk.iter().position(|&b| b == b'\n') {
-            Some(i) => {
-                line.extend_from_slice(&chunk[..i]);
-                (i + 1, true)
-            }
-            None => {
-                line.extend_from_slice(chunk);
-                (chunk.len(), false)
-            }
-        };
-        reader.consume(used);
-        if line.len() > MAX_LINE {
-            return Err(Close::TooLong);
-        }
-        if done {
-            return Ok(true);
-        }
+async fn next_line<R: AsyncBufRead + Unpin>(reader: &mut R, line: &mut Vec<u8>) -> Result<Read, Close> {
+    let chunk = reader.fill_buf().await?;
+    if chunk.is_empty() {
+        return Ok(Read::Eof);
     }
+    let (used, done) = match chunk.iter().position(|&b| b == b'\n') {
+        Some(i) => {
+            line.extend_from_slice(&chunk[..i]);
+            (i + 1, true)
+        }
+        None => {
+            line.extend_from_slice(chunk);
+            (chunk.len(), false)
+        }
+    };
+    reader.consume(used);
+    if line.len() > MAX_LINE {
+        return Err(Close::TooLong);
+    }
+    Ok(if done { Read::Line } else { Read::Partial })
 }

@@ -75,8 +75,11 @@ pub fn parse_line(line: &str, client_minor: u32) -> Result<ClientLine<'_>, LineE
         "CPID" => Ok(ClientLine::Cpid(number("CPID", "process id", fields.next(), false)?)),
         "AUTH" => parse_auth(fields, client_minor).map(ClientLine::Auth),
         "CONT" => {
-            let id = number("CONT", "request id", fields.next(), false)?;
-            let data = fields.next().ok_or(LineError::Missing { command: "CONT", what: "data" })?;
+            // Everything after the id is the payload, as Dovecot takes it: a stray tab makes
+            // it invalid base64 (a FAIL), rather than silently cutting it.
+            let mut parts = line.splitn(3, '\t').skip(1);
+            let id = number("CONT", "request id", parts.next(), false)?;
+            let data = parts.next().ok_or(LineError::Missing { command: "CONT", what: "data" })?;
             Ok(ClientLine::Cont { id, data })
         }
         "CANCEL" => Ok(ClientLine::Cancel { id: number("CANCEL", "request id", fields.next(), false)? }),
@@ -96,13 +99,15 @@ fn parse_auth<'a>(mut fields: impl Iterator<Item = &'a str>, client_minor: u32) 
             return Err(LineError::AfterResp);
         }
         let (name, value) = field.split_once('=').unwrap_or((field, ""));
+        let has_value = field.contains('=');
         match name {
             "service" => service = Some(value),
             // Dovecot ignores an address it cannot parse, and so do we.
             "lip" => auth.lip = value.parse().ok(),
             "rip" => auth.rip = value.parse().ok(),
             "secured" => auth.secured = true,
-            "resp" => {
+            // Only `resp=…`: a bare `resp` is an unknown parameter, as for Dovecot.
+            "resp" if has_value => {
                 after_resp = true;
                 // `resp=` with nothing after it from a pre-1.2 client is "no response"; `resp==`
                 // is an empty one (RFC 4954's "=").
@@ -165,6 +170,8 @@ mod tests {
         };
         assert_eq!((a.lip, a.rip, a.resp, a.secured), (None, None, None, false));
         assert_eq!(a.service, "submission");
+        let ClientLine::Auth(a) = parse_line("AUTH\t7\tPLAIN\tservice=smtp\tresp", 2).unwrap() else { panic!() };
+        assert_eq!(a.resp, None, "a bare resp is not an initial response");
     }
 
     #[test]
@@ -192,5 +199,6 @@ mod tests {
         assert_eq!(parse_line("CPID\t4242", 0), Ok(ClientLine::Cpid(4242)));
         assert!(parse_line("CPID\t0", 0).is_err());
         assert_eq!(parse_line("CONT\t3\t", 0), Ok(ClientLine::Cont { id: 3, data: "" }));
+        assert_eq!(parse_line("CONT\t3\tAAAA\tjunk", 0), Ok(ClientLine::Cont { id: 3, data: "AAAA\tjunk" }));
     }
 }
