@@ -67,13 +67,13 @@ impl Service {
             connect_timeout: config.store.timeout.get().max(Duration::from_secs(2)),
         };
         let store = Arc::new(LazyStore::new(config.store.effective_url(), options));
+        // An outage that starts with the daemon is the same outage the first requests meet:
+        // one warning, here, and the "recovered" line when it ends.
+        let outage = Arc::new(Outage::default());
         match store.open().await {
             Ok(_) => {}
             Err(e @ (StoreError::Unavailable(_) | StoreError::Timeout)) => {
-                tracing::warn!(
-                    "store unavailable at start: {e}; answering {} until it can be opened",
-                    g.on_store_error
-                );
+                outage.failed(&e, &format!("answering {} until it can be opened", g.on_store_error));
             }
             Err(e) => return Err(format!("cannot open the store: {e}").into()),
         }
@@ -89,7 +89,6 @@ impl Service {
         } else {
             None
         };
-        let outage = Arc::new(Outage::default());
         let policy = Policy {
             delay: secs(g.delay.get()),
             retry_window: secs(g.retry_window.get()),
@@ -124,9 +123,10 @@ impl Service {
         };
         let triplet = self.normalizer.triplet(client, &req.sender, &req.recipient);
         let now = unix_now();
+        let started = std::time::Instant::now();
         match self.with_store(req, client, &triplet, now).await {
             Ok(d) => {
-                self.outage.recovered();
+                self.outage.recovered(started);
                 d
             }
             Err(e) => {
@@ -343,9 +343,13 @@ impl LazyStore {
         if let Some(s) = self.cell.get() {
             return Ok(s);
         }
+        // One try per 5 s, counted from the last try: steady traffic must not keep pushing the
+        // next try away. Concurrent requests let the one that won the swap try.
         let now = u64::try_from(unix_now()).unwrap_or(0);
-        let last = self.last_try.swap(now, Ordering::Relaxed);
-        if now.saturating_sub(last) < 5 {
+        let last = self.last_try.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < 5
+            || self.last_try.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err()
+        {
             return Err(StoreError::Unavailable("store not open yet".into()));
         }
         self.open().await
@@ -353,21 +357,37 @@ impl LazyStore {
 }
 
 /// Tracks store health so an outage gives one warning, not one per request.
+///
+/// Only an operation that started after the latest failure ends an outage: under load, a
+/// query answered just before the database went away can finish after the first failure,
+/// and must not log "recovered" (and a second warning right after).
 #[derive(Default)]
 struct Outage {
+    /// Set while down: the request path reads only this when all is well.
     down: AtomicBool,
+    /// When the latest failure was seen while down; `None` while the store works.
+    down_since: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl Outage {
     /// `consequence` completes the warning, e.g. "answering DUNNO until it recovers".
     fn failed(&self, e: &StoreError, consequence: &str) {
-        if !self.down.swap(true, Ordering::SeqCst) {
+        let mut down = self.down_since.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.down.store(true, Ordering::SeqCst);
+        if down.replace(std::time::Instant::now()).is_none() {
             tracing::warn!("store unavailable: {e}; {consequence}");
         }
     }
 
-    fn recovered(&self) {
-        if self.down.swap(false, Ordering::SeqCst) {
+    /// An operation that started at `started` succeeded.
+    fn recovered(&self, started: std::time::Instant) {
+        if !self.down.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut down = self.down_since.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if down.is_some_and(|failed| started > failed) {
+            *down = None;
+            self.down.store(false, Ordering::SeqCst);
             tracing::info!("store recovered; greylisting again");
         }
     }

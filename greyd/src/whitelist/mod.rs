@@ -175,6 +175,29 @@ impl Whitelists {
         })
     }
 
+    /// Lists from memory: one client list and one address list, used for both recipients and
+    /// senders, each named `source` in errors. [`Whitelists::load`] reads files into the same
+    /// parser; this form is for the fuzz targets, which must not touch the file system.
+    ///
+    /// # Errors
+    /// As [`Whitelists::load`], without the read errors.
+    pub fn from_bytes(source: &str, clients: &[u8], addresses: &[u8]) -> Result<Whitelists, WhitelistError> {
+        let mut client_list = ClientListBuilder::default();
+        add_lines(source, clients, parse::client_entry, |e, o| client_list.add(e, o))?;
+        let mut recipient_list = AddressListBuilder::default();
+        let mut sender_list = AddressListBuilder::default();
+        add_lines(source, addresses, parse::address_entry, |e, o| {
+            recipient_list.add(e.clone(), o.clone());
+            sender_list.add(e, o);
+        })?;
+        let set_error = |list| move |err: regex::Error| WhitelistError::RegexSet { list, reason: err.to_string() };
+        Ok(Whitelists {
+            clients: client_list.build().map_err(set_error("client"))?,
+            recipients: recipient_list.build().map_err(set_error("recipient"))?,
+            senders: sender_list.build().map_err(set_error("sender"))?,
+        })
+    }
+
     /// No entries at all: nothing is whitelisted.
     pub fn empty() -> Whitelists {
         Whitelists::default()
