@@ -68,9 +68,10 @@ pub enum FixtureError {
     Server(String),
 }
 
-/// What the server does instead of answering normally.
-#[derive(Debug, Clone, Copy)]
-enum Fault {
+/// What the server does instead of answering normally: per name (set on the builder) or for
+/// every query while an outage set with [`DnsFixture::set_outage`] lasts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
     Timeout,
     ServFail,
     Delay(Duration),
@@ -212,11 +213,12 @@ impl DnsFixtureBuilder {
         let (udp, tcp) = bind_pair(addr).await?;
         let addr = udp.local_addr().map_err(|source| FixtureError::Bind { addr, source })?;
         let counters = Arc::new(Counters::default());
-        let handler = FixtureHandler { catalog, faults, counters: Arc::clone(&counters) };
+        let outage = Arc::new(Mutex::new(None));
+        let handler = FixtureHandler { catalog, faults, counters: Arc::clone(&counters), outage: Arc::clone(&outage) };
         let mut server = Server::new(handler);
         server.register_socket(udp);
         server.register_listener(tcp, Duration::from_secs(10), 64);
-        Ok(DnsFixture { addr, server, counters })
+        Ok(DnsFixture { addr, server, counters, outage })
     }
 
     fn name(&mut self, text: &str) -> Option<Name> {
@@ -300,6 +302,7 @@ pub struct DnsFixture {
     addr: SocketAddr,
     server: Server<FixtureHandler>,
     counters: Arc<Counters>,
+    outage: Arc<Mutex<Option<Fault>>>,
 }
 
 impl std::fmt::Debug for DnsFixture {
@@ -318,6 +321,18 @@ impl DnsFixture {
             ttl: DEFAULT_TTL,
             error: None,
         }
+    }
+
+    /// The `e2e.test` zone the daemon-level SPF tests share: `pass.e2e.test` allows
+    /// 192.0.2.0/24, `fail.e2e.test` only 198.51.100.1, and `mail.e2e.test` (a HELO name)
+    /// its own address 192.0.2.10.
+    pub fn spf_e2e() -> DnsFixtureBuilder {
+        DnsFixture::builder()
+            .zone("e2e.test")
+            .txt("pass.e2e.test", "v=spf1 ip4:192.0.2.0/24 -all")
+            .txt("fail.e2e.test", "v=spf1 ip4:198.51.100.1 -all")
+            .txt("mail.e2e.test", "v=spf1 a -all")
+            .a("mail.e2e.test", "192.0.2.10")
     }
 
     /// The address served, for UDP and TCP alike.
@@ -390,6 +405,12 @@ impl DnsFixture {
         self.counters.by_query().iter().filter(|((n, _), _)| *n == name).map(|(_, count)| count).sum()
     }
 
+    /// Starts (`Some`) or ends (`None`) an outage: every query gets `fault` instead of its
+    /// answer, as when the resolver the daemons use stops answering, answers late, or fails.
+    pub fn set_outage(&self, fault: Option<Fault>) {
+        *self.outage.lock().unwrap_or_else(PoisonError::into_inner) = fault;
+    }
+
     /// Sets every counter back to zero.
     pub fn reset_counts(&self) {
         let mut by_query = self.counters.by_query();
@@ -458,11 +479,15 @@ struct FixtureHandler {
     catalog: Catalog,
     faults: Vec<(LowerName, Fault)>,
     counters: Arc<Counters>,
+    outage: Arc<Mutex<Option<Fault>>>,
 }
 
 impl FixtureHandler {
     /// The fault of the most specific listed name that contains a queried name.
     fn fault_for(&self, request: &Request) -> Option<Fault> {
+        if let Some(fault) = *self.outage.lock().unwrap_or_else(PoisonError::into_inner) {
+            return Some(fault);
+        }
         let queries = request.queries.queries();
         self.faults
             .iter()

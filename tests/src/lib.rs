@@ -3,10 +3,12 @@
 //! tool `postward-bench`.
 
 pub mod auth_client;
+pub mod catalogue;
 pub mod client;
 pub mod dns;
 pub mod manpage;
 pub mod postfix;
+pub mod private_pg;
 pub mod process;
 pub mod proxy;
 pub mod request;

@@ -11,6 +11,19 @@ pub fn next_instance() -> String {
     format!("inst{}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
+/// A number written in letters (a, b, …, z, ba, bb, …), for unique addresses: greyd folds
+/// digit runs (VERP counters) into one key, so digits would make them collide.
+pub fn letters(mut n: usize) -> String {
+    let mut out = String::new();
+    loop {
+        out.insert(0, char::from(b'a' + (n % 26) as u8));
+        n /= 26;
+        if n == 0 {
+            return out;
+        }
+    }
+}
+
 /// One policy request's attributes, in the order Postfix writes them.
 #[derive(Debug, Clone)]
 pub struct Req {

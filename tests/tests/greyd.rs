@@ -11,6 +11,7 @@ use postward_tests::client::PolicyClient;
 use postward_tests::dns::DnsFixture;
 use postward_tests::process::{DaemonProcess, Sig, bin_path, root_ok, start_with_config};
 use postward_tests::proxy::TcpProxy;
+use postward_tests::request::letters;
 
 const BIN: &str = "postward-greyd";
 const T: Duration = Duration::from_secs(15);
@@ -365,18 +366,4 @@ async fn sigkill_under_load_loses_no_answered_first_seen_entry() {
     let again = ask(&mut c, "192.0.2.7", first, "b@example.net", "9").await;
     assert!(again.starts_with(DEFER) && again.contains("Greylisted"), "the entry is remembered: {again}");
     assert!(g.daemon().wait_for_log("reason=early-retry", T).await.contains(first.as_str()));
-}
-
-/// A number written in letters (a, b, …, z, ba, bb, …).
-fn letters(mut n: usize) -> String {
-    let mut out = Vec::new();
-    loop {
-        out.push(b'a' + (n % 26) as u8);
-        n /= 26;
-        if n == 0 {
-            break;
-        }
-    }
-    out.reverse();
-    String::from_utf8(out).unwrap()
 }

@@ -18,16 +18,7 @@ const BIN: &str = "postward-policyd";
 const T: Duration = Duration::from_secs(15);
 
 async fn fixture() -> DnsFixture {
-    DnsFixture::builder()
-        .zone("e2e.test")
-        .txt("pass.e2e.test", "v=spf1 ip4:192.0.2.0/24 -all")
-        .txt("fail.e2e.test", "v=spf1 ip4:198.51.100.1 -all")
-        .txt("mail.e2e.test", "v=spf1 a -all")
-        .a("mail.e2e.test", "192.0.2.10")
-        .servfail("broken.e2e.test")
-        .start()
-        .await
-        .unwrap()
+    DnsFixture::spf_e2e().servfail("broken.e2e.test").start().await.unwrap()
 }
 
 /// A policyd with its own directory, socket and configuration.
