@@ -166,3 +166,78 @@ async fn connection_limit_holds_new_clients_back_and_is_logged_once() {
         "the limit warning is not repeated for every client"
     );
 }
+
+/// authd's connections carry more (the handshake, a request table, a reply queue): the same
+/// 2,000 idle connections, each past its handshake, and 100 clients authenticating.
+#[tokio::test]
+async fn authd_two_thousand_idle_connections_and_a_hundred_busy_ones() {
+    use postward_tests::auth_client::{AuthClient, AuthOutcome};
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("auth.sock");
+    let passwd = dir.path().join("passwd");
+    std::fs::write(&passwd, "alice@example.com:{PLAIN}secret::::::\n").unwrap();
+    let config = dir.path().join("authd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = [\"unix:{}\"]\nmax_connections = 2200\n{}\n[auth]\nfailure_delay = \"0s\"\n\
+             [throttle]\nenabled = false\n[passdb]\npath = \"{}\"\n",
+            socket.display(),
+            root_ok(),
+            passwd.display()
+        ),
+    )
+    .unwrap();
+    let daemon = start_with_config("postward-authd", &config, &socket, T).await;
+    let addr = format!("unix:{}", socket.display());
+    let ok = AuthOutcome::Ok { user: Some("alice@example.com".into()) };
+    let mut warm = AuthClient::connect(&addr).await.unwrap();
+    warm.handshake(1).await.unwrap();
+    assert_eq!(warm.plain("alice@example.com", "secret").await.unwrap(), ok);
+    drop(warm);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let rss_before = daemon.rss_kb().unwrap();
+
+    let mut idle = Vec::with_capacity(2000);
+    for i in 0..2000u32 {
+        let mut c = AuthClient::connect(&addr).await.unwrap();
+        c.handshake(i + 2).await.unwrap();
+        idle.push(c);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_idle = daemon.rss_kb().unwrap();
+    let per_conn = rss_idle.saturating_sub(rss_before) * 1024 / 2000;
+
+    let mut busy = Vec::new();
+    for n in 0..100u32 {
+        let addr = addr.clone();
+        let ok = ok.clone();
+        busy.push(tokio::spawn(async move {
+            let mut c = AuthClient::connect(&addr).await.unwrap();
+            c.handshake(10_000 + n).await.unwrap();
+            let mut times = Vec::new();
+            for _ in 0..20 {
+                let t = Instant::now();
+                assert_eq!(c.plain("alice@example.com", "secret").await.unwrap(), ok);
+                times.push(t.elapsed());
+            }
+            times
+        }));
+    }
+    let mut times = Vec::new();
+    for b in busy {
+        times.extend(b.await.unwrap());
+    }
+    times.sort();
+    let p99 = times[times.len() * 99 / 100];
+    for c in idle.iter_mut().take(20) {
+        assert_eq!(c.plain("alice@example.com", "secret").await.unwrap(), ok, "an old idle connection is served");
+    }
+    println!(
+        "authd, 2000 idle: {rss_before} kB RSS before, {rss_idle} kB with them ({per_conn} bytes each); \
+         100 busy x 20 authentications, p50 {:?}, p99 {p99:?}",
+        times[times.len() / 2]
+    );
+    assert!(per_conn < 32 * 1024, "an idle authd connection costs {per_conn} bytes");
+    assert!(p99 < Duration::from_secs(1), "p99 {p99:?}");
+}
