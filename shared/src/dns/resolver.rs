@@ -83,7 +83,7 @@ const OUTAGE_AFTER: u32 = 5;
 /// one line when it ends, not a warning per lookup.
 #[derive(Default)]
 struct Health {
-    /// False for a resolver whose user reports outages itself (the DNS lists, per list).
+    /// True for a resolver whose user reports outages itself (the DNS lists, per list).
     quiet: bool,
     failed_in_a_row: std::sync::atomic::AtomicU32,
     /// When the current outage was declared; `None` while the resolver answers.
