@@ -75,9 +75,12 @@ impl Greylist {
         set_ip(&mut req.client_address, self.spec.clients.pick(rng));
         let domains = &self.spec.sender_domains;
         let domain = &domains[usize::try_from(rng.below(u64::try_from(domains.len()).unwrap_or(1))).unwrap_or(0)];
-        // 64 random bits in the local part: unique within a run and across seeds.
+        // 64 random bits in the local part, unique within a run and across seeds. As letters:
+        // greylisting daemons fold digit runs (VERP), so `user123@` and `user456@` are one key.
         req.sender.clear();
-        let _ = write!(req.sender, "user{}@{domain}", rng.next_u64());
+        req.sender.push_str("user");
+        push_letters(&mut req.sender, rng.next_u64());
+        let _ = write!(req.sender, "@{domain}");
         req.helo_name.clear();
         let _ = write!(req.helo_name, "mail.{domain}");
         req.recipient.clear();
@@ -97,12 +100,35 @@ impl Greylist {
     }
 }
 
+/// Appends `n` in base 26, `a` to `z`, most significant letter first.
+fn push_letters(out: &mut String, mut n: u64) {
+    let start = out.len();
+    loop {
+        out.insert(start, char::from(b'a' + u8::try_from(n % 26).unwrap_or(0)));
+        n /= 26;
+        if n == 0 {
+            return;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
 
     use super::super::{PolicySpec, PolicyWorkload};
     use super::*;
+
+    #[test]
+    fn letters_encode_base_26() {
+        let enc = |n| {
+            let mut s = String::from("x");
+            push_letters(&mut s, n);
+            s
+        };
+        assert_eq!((enc(0), enc(25), enc(26), enc(27 * 26)), ("xa".into(), "xz".into(), "xba".into(), "xbba".into()));
+        assert_eq!(enc(u64::MAX).len(), 1 + 14);
+    }
 
     fn key(r: &RcptRequest) -> (String, String, String) {
         (r.client_address.clone(), r.sender.clone(), r.recipient.clone())
@@ -124,6 +150,8 @@ mod tests {
                 assert!(spec.clients.contains(&req.client_address.parse().unwrap()));
                 match tag {
                     "new" => {
+                        let local = req.sender.split_once('@').unwrap().0;
+                        assert!(!local.bytes().any(|b| b.is_ascii_digit()), "digits fold in greylisting: {local}");
                         assert!(seen.insert(k), "a new triplet was seen before: {req:?}");
                         new += 1;
                     }
