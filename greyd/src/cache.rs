@@ -20,12 +20,26 @@ use lru::LruCache;
 use crate::store::Entry;
 use crate::triplet::Triplet;
 
+/// The triplet as one string. Its parts come from policy attributes, which cannot hold a
+/// newline, so the joined form is unambiguous.
+fn flat(t: &Triplet) -> String {
+    let mut key = String::with_capacity(t.client_net.len() + t.sender.len() + t.recipient.len() + 2);
+    for (i, part) in [&t.client_net, &t.sender, &t.recipient].into_iter().enumerate() {
+        if i > 0 {
+            key.push('\n');
+        }
+        key.push_str(part);
+    }
+    key
+}
+
 /// How often a cached pass is written back to the store, and how long a whitelisted client
 /// is trusted from memory (seconds).
 pub const REFRESH: i64 = 3600;
 
 pub struct HotCache {
-    entries: Mutex<LruCache<Triplet, Entry>>,
+    /// Keyed by [`flat`]: one allocation per entry instead of three.
+    entries: Mutex<LruCache<Box<str>, Entry>>,
     clients: Mutex<LruCache<String, i64>>,
     headers: Mutex<LruCache<String, ()>>,
 }
@@ -43,13 +57,13 @@ impl HotCache {
     /// The entry as this host last wrote or read it. Its `last_seen` is the time last
     /// written to the store.
     pub fn entry(&self, t: &Triplet) -> Option<Entry> {
-        self.entries.lock().ok()?.get(t).cloned()
+        self.entries.lock().ok()?.get(flat(t).as_str()).cloned()
     }
 
     /// Remembers the entry as it now stands in the store.
     pub fn remember(&self, t: &Triplet, entry: Entry) {
         if let Ok(mut c) = self.entries.lock() {
-            c.put(t.clone(), entry);
+            c.put(flat(t).into_boxed_str(), entry);
         }
     }
 
@@ -101,6 +115,16 @@ mod tests {
         assert_eq!(c.entry(&t("c")), Some(e(3)));
         assert!(!HotCache::refresh_due(&e(1000), 1000 + REFRESH - 1));
         assert!(HotCache::refresh_due(&e(1000), 1000 + REFRESH));
+    }
+
+    #[test]
+    fn parts_do_not_run_together() {
+        let c = HotCache::new(10);
+        let key =
+            |net: &str, s: &str, r: &str| Triplet { client_net: net.into(), sender: s.into(), recipient: r.into() };
+        c.remember(&key("n", "ab", "c"), e(1));
+        assert_eq!(c.entry(&key("n", "a", "bc")), None);
+        assert_eq!(c.entry(&key("n", "ab", "c")), Some(e(1)));
     }
 
     #[test]

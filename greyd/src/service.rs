@@ -226,7 +226,7 @@ impl Service {
                 entry = Some(Entry::first(now, &client_key));
             }
             Update::RecordRetry => {
-                store.record_retry(&key, &client_key, now).await?;
+                store.note_retry(&key, &client_key, now).await?;
                 if let Some(e) = &mut entry {
                     e.attempts += 1;
                     e.last_seen = now;

@@ -135,10 +135,23 @@ pub(super) async fn open_pool(target: &Target, options: &StoreOptions) -> Result
         }
     }
 
+    connect_pool(target, options, options.max_connections).await
+}
+
+/// A pool of at most `max_connections` on an already set-up database (see [`open_pool`]).
+pub(super) async fn connect_pool(
+    target: &Target,
+    options: &StoreOptions,
+    max_connections: u32,
+) -> Result<AnyPool, StoreError> {
+    let redactor = target.redactor();
+    let connect_options = AnyConnectOptions::from_str(&target.url).map_err(|err| {
+        StoreError::InvalidUrl(format!("\"{}\": {}", target.display, redactor.redact(&err.to_string())))
+    })?;
     let backend = target.backend;
     let op_timeout = options.op_timeout;
     let pool_options = AnyPoolOptions::new()
-        .max_connections(options.max_connections.max(1))
+        .max_connections(max_connections.max(1))
         .acquire_timeout(options.connect_timeout)
         .idle_timeout(IDLE_TIMEOUT)
         // For a server, each connection is tested before use: one that died while idle (server
@@ -169,6 +182,10 @@ async fn configure_session(
             // WAL + NORMAL: a commit is in the WAL before the call returns, so it survives the
             // process being killed (not necessarily a power loss), without an fsync per commit.
             sqlx::raw_sql("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+            // 1 MiB of page cache per connection instead of 2: a lookup needs the upper levels
+            // of one index, and eight connections' caches were a quarter of greyd's memory.
+            // The writer takes more (checkpoint.rs).
+            sqlx::raw_sql("PRAGMA cache_size = -1024").execute(&mut *conn).await?;
             // After a checkpoint, cut the WAL file back to 64 MiB at most: its high-water mark
             // otherwise stays on disk for good.
             sqlx::raw_sql("PRAGMA journal_size_limit = 67108864").execute(&mut *conn).await?;

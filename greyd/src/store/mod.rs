@@ -15,17 +15,21 @@
 //!   itself, so the store recovers when the database comes back, without a restart.
 //! - A request-path operation runs one or two indexed statements.
 //! - Writes are committed before the call returns (autocommit); on SQLite with WAL and
-//!   `synchronous = NORMAL` a committed write survives the process being killed.
+//!   `synchronous = NORMAL` a committed write survives the process being killed. The one
+//!   exception is [`Store::note_retry`] on SQLite, a counter written behind.
 //! - Several hosts may share one database: [`Store::insert_first`] keeps whichever row was
 //!   inserted first, and the upserts are single statements.
 //!
 //! Not here: deciding what a triplet is (`triplet.rs`) or what to answer (`greylist.rs`); times
 //! are passed in as unix seconds, never read here.
 
+mod checkpoint;
 mod connect;
 mod error;
+mod group;
 mod maintenance;
 mod sql;
+mod write;
 mod writer;
 
 use std::fmt;
@@ -41,7 +45,8 @@ pub use maintenance::{DumpRow, Stats};
 use connect::Target;
 use error::Redactor;
 use sql::Sql;
-use writer::{WriteOp, WriteOutcome, Writer, apply};
+use write::{WriteOp, WriteOutcome, apply};
+use writer::Writer;
 
 /// The database behind a [`Store`], chosen by the URL scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,7 +187,15 @@ impl Store {
             Backend::MySql => &sql::MYSQL,
         };
         let redactor = Arc::new(target.redactor());
-        let writer = (target.backend == Backend::Sqlite).then(|| Writer::spawn(pool.clone(), sql, redactor.clone()));
+        // SQLite's writer gets a connection of its own: sharing the pool, it queued behind
+        // every read in flight for each batch.
+        let writer = match target.backend {
+            Backend::Sqlite => {
+                let writes = connect::connect_pool(&target, options, 1).await?;
+                Some(Writer::spawn(writes, pool.clone(), sql, redactor.clone()))
+            }
+            _ => None,
+        };
         Ok(Store {
             pool,
             writer,
@@ -206,6 +219,9 @@ impl Store {
     /// Closes the pooled connections (SQLite then checkpoints its WAL). Operations after this
     /// fail with [`StoreError::Unavailable`].
     pub async fn close(&self) {
+        if let Some(writer) = &self.writer {
+            writer.close().await;
+        }
         self.pool.close().await;
     }
 
@@ -260,8 +276,20 @@ impl Store {
 
     /// Retry before the delay: attempts += 1, last_seen = now, the client address updated,
     /// first_seen unchanged. A triplet that is not stored (purged meanwhile) is left alone.
+    ///
+    /// Committed before it returns; the request path uses [`Store::note_retry`].
     pub async fn record_retry(&self, t: &Triplet<'_>, client_address: &str, now: i64) -> Result<(), StoreError> {
         self.write(WriteOp::RecordRetry { key: t.into(), client_address: client_address.into(), now }).await.map(drop)
+    }
+
+    /// [`Store::record_retry`] for the request path. On SQLite it is written behind: merged
+    /// per triplet and committed within a second (or at [`Store::close`]), since the retry
+    /// count only feeds `stats` and no answer waits for it. On a server, as `record_retry`.
+    pub async fn note_retry(&self, t: &Triplet<'_>, client_address: &str, now: i64) -> Result<(), StoreError> {
+        match &self.writer {
+            Some(writer) => writer.note_retry(t.into(), client_address.into(), now).await,
+            None => self.record_retry(t, client_address, now).await,
+        }
     }
 
     /// An expired row (never retried within the window, or passed and unseen for max_age)

@@ -1,243 +1,264 @@
-//! Writes, and SQLite's single writer with group commit.
+//! SQLite's single writer, with group commit and written-behind retry counters.
 //!
-//! Every change to the store is a [`WriteOp`] applied by [`apply`]. PostgreSQL and MySQL take
-//! them straight from the pool: the server handles concurrent writers. SQLite has one writer
-//! lock per file; connections that compete for it sleep in the busy handler, which wrecks
-//! latency under load. So for SQLite one task owns the writing: it takes every operation
-//! queued at that moment (up to [`MAX_BATCH`]), applies them in one transaction and answers each
-//! caller only after the commit. The commit lands in the WAL before anyone is answered, so an
-//! answered first attempt survives the process being killed, as it does without batching.
+//! SQLite has one writer lock per file; connections that compete for it sleep in the busy
+//! handler, which wrecks latency under load. So one task owns the writing, on a thread of its
+//! own (on the shared runtime its every wake-up queued behind the request tasks). It takes
+//! every operation queued at that moment (up to [`MAX_BATCH`]), applies them and answers each
+//! caller only after its statement committed: an answered first attempt is in the WAL and
+//! survives the process being killed. First attempts of one batch share one statement
+//! (`group.rs`); each statement commits by itself, since a batch need not be atomic (its
+//! operations come from requests in flight at the same moment, so any order is a valid one).
 //!
-//! Checkpoints stay SQLite's own (every 1000 WAL pages, inside a commit). Moving them to a
-//! background task with PASSIVE checkpoints was tried and measured: under continuous writes
-//! the WAL was never reset and grew to 15 GB for a million inserts.
+//! Early retries ([`Writer::note_retry`]) are not waited for: they only count attempts for
+//! `stats`, never decide an answer. They are merged per triplet and written at most
+//! [`RETRY_FLUSH`] later, or when [`MAX_BATCH`] are waiting, or on close; a killed process
+//! loses at most that second of counts.
+//!
+//! Checkpoints run beside the writer (`checkpoint.rs`).
 
-use std::future::Future;
-use std::pin::Pin;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
 
-use sqlx::{AnyConnection, AnyPool};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, AnyPool};
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
+use super::checkpoint::{self, WalState};
 use super::error::Redactor;
+use super::group::{self, PendingRetry, Results};
 use super::sql::Sql;
-use super::{Backend, Entry, StoreError, Triplet};
+use super::write::{Boxed, OwnedKey, WriteOp, WriteOutcome, apply};
+use super::{Backend, StoreError};
 
-/// Most operations committed in one transaction.
+/// Most operations taken into one batch.
 pub(super) const MAX_BATCH: usize = 256;
 
-/// One change, with owned values so it can wait in a queue.
-#[derive(Debug, Clone)]
-pub(super) enum WriteOp {
-    InsertFirst { key: OwnedKey, client_address: String, now: i64 },
-    RecordRetry { key: OwnedKey, client_address: String, now: i64 },
-    RecordPass { key: OwnedKey, now: i64 },
-    Restart { key: OwnedKey, client_address: String, now: i64 },
-    CountClientPass { client: String, now: i64, min_interval: i64 },
-    NoteDomainPass { domain: String, client_net: String, sender: String, now: i64 },
+/// Early retries wait at most this long to be written.
+const RETRY_FLUSH: Duration = Duration::from_secs(1);
+
+enum Job {
+    /// A write the caller waits for.
+    Write { op: WriteOp, reply: oneshot::Sender<Result<WriteOutcome, StoreError>> },
+    /// An early retry, written behind.
+    Retry { key: OwnedKey, client_address: String, now: i64 },
+    /// Write what is pending, then answer.
+    Flush(oneshot::Sender<()>),
 }
 
-/// What a write returns.
-#[derive(Debug, Clone)]
-pub(super) enum WriteOutcome {
-    Entry(Option<Entry>),
-    Count(i64),
-    Flag(bool),
-    Done,
-}
-
-#[derive(Debug, Clone)]
-pub(super) struct OwnedKey {
-    pub client_net: String,
-    pub sender: String,
-    pub recipient: String,
-}
-
-impl OwnedKey {
-    fn as_triplet(&self) -> Triplet<'_> {
-        Triplet { client_net: &self.client_net, sender: &self.sender, recipient: &self.recipient }
-    }
-}
-
-impl From<&Triplet<'_>> for OwnedKey {
-    fn from(t: &Triplet<'_>) -> OwnedKey {
-        OwnedKey { client_net: t.client_net.into(), sender: t.sender.into(), recipient: t.recipient.into() }
-    }
-}
-
-type Boxed<'a, T> = Pin<Box<dyn Future<Output = Result<T, sqlx::Error>> + Send + 'a>>;
-
-/// Applies one operation on one connection. Boxed as `dyn Future + Send` (see `Store::run`).
-pub(super) fn apply<'a>(
-    conn: &'a mut AnyConnection,
-    sql: &'static Sql,
-    backend: Backend,
-    op: &'a WriteOp,
-) -> Boxed<'a, WriteOutcome> {
-    Box::pin(async move {
-        match op {
-            WriteOp::InsertFirst { key, client_address, now } => {
-                // Two rounds: should the row we ran into be purged before we read it, insert again.
-                for _ in 0..2 {
-                    let inserted = sqlx::query(sql.insert_first)
-                        .bind(&key.client_net)
-                        .bind(&key.sender)
-                        .bind(&key.recipient)
-                        .bind(now)
-                        .bind(now)
-                        .bind(client_address)
-                        .execute(&mut *conn)
-                        .await?;
-                    // Our row: no need to read it back. Only a conflict (another MX was first)
-                    // needs the stored row. Not on MySQL: sqlx connects with CLIENT_FOUND_ROWS,
-                    // under which a duplicate left unchanged also reports one affected row.
-                    if inserted.rows_affected() == 1 && backend != Backend::MySql {
-                        return Ok(WriteOutcome::Entry(Some(Entry::first(*now, client_address))));
-                    }
-                    if let Some(entry) = super::fetch_entry(&mut *conn, sql, &key.as_triplet()).await? {
-                        return Ok(WriteOutcome::Entry(Some(entry)));
-                    }
-                }
-                Ok(WriteOutcome::Entry(None))
-            }
-            WriteOp::RecordRetry { key, client_address, now } => {
-                sqlx::query(sql.record_retry)
-                    .bind(now)
-                    .bind(client_address)
-                    .bind(&key.client_net)
-                    .bind(&key.sender)
-                    .bind(&key.recipient)
-                    .execute(&mut *conn)
-                    .await?;
-                Ok(WriteOutcome::Done)
-            }
-            WriteOp::RecordPass { key, now } => {
-                sqlx::query(sql.record_pass)
-                    .bind(now)
-                    .bind(now)
-                    .bind(&key.client_net)
-                    .bind(&key.sender)
-                    .bind(&key.recipient)
-                    .execute(&mut *conn)
-                    .await?;
-                Ok(WriteOutcome::Done)
-            }
-            WriteOp::Restart { key, client_address, now } => {
-                sqlx::query(sql.restart)
-                    .bind(&key.client_net)
-                    .bind(&key.sender)
-                    .bind(&key.recipient)
-                    .bind(now)
-                    .bind(now)
-                    .bind(client_address)
-                    .execute(&mut *conn)
-                    .await?;
-                Ok(WriteOutcome::Done)
-            }
-            WriteOp::CountClientPass { client, now, min_interval } => {
-                let cutoff = now.saturating_sub(*min_interval);
-                sqlx::query(sql.count_client_pass)
-                    .bind(client)
-                    .bind(now)
-                    .bind(now)
-                    .bind(cutoff)
-                    .bind(cutoff)
-                    .bind(now)
-                    .bind(now)
-                    .execute(&mut *conn)
-                    .await?;
-                let passes: Option<i64> =
-                    sqlx::query_scalar(sql.client_passes).bind(client).fetch_optional(&mut *conn).await?;
-                Ok(WriteOutcome::Count(passes.unwrap_or(0)))
-            }
-            WriteOp::NoteDomainPass { domain, client_net, sender, now } => {
-                sqlx::query(sql.note_domain_pass)
-                    .bind(domain)
-                    .bind(client_net)
-                    .bind(sender)
-                    .bind(now)
-                    .execute(&mut *conn)
-                    .await?;
-                let state: Option<(Option<i64>, i64)> =
-                    sqlx::query_as(sql.domain_state).bind(domain).bind(client_net).fetch_optional(&mut *conn).await?;
-                Ok(WriteOutcome::Flag(matches!(state, Some((Some(_), _)))))
-            }
-        }
-    })
-}
-
-struct Job {
-    op: WriteOp,
-    reply: oneshot::Sender<Result<WriteOutcome, StoreError>>,
-}
-
-/// The SQLite writer's queue. Dropping the last handle ends the task.
+/// The SQLite writer's queue. Dropping the last handle ends the writer.
 #[derive(Debug, Clone)]
 pub(super) struct Writer {
     tx: mpsc::Sender<Job>,
+    /// The writer's own one-connection pool.
+    pool: AnyPool,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Job::Write { .. } => "Write",
+            Job::Retry { .. } => "Retry",
+            Job::Flush(_) => "Flush",
+        })
+    }
 }
 
 impl Writer {
-    pub(super) fn spawn(pool: AnyPool, sql: &'static Sql, redactor: std::sync::Arc<Redactor>) -> Writer {
+    /// Starts the writer, and the checkpointer, on a thread of their own. `pool` holds the
+    /// writer's one connection; `readers` is the store's read pool, where the checkpointer
+    /// borrows a connection.
+    pub(super) fn spawn(pool: AnyPool, readers: AnyPool, sql: &'static Sql, redactor: Arc<Redactor>) -> Writer {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(run(pool, sql, redactor, rx));
-        Writer { tx }
+        let wal = Arc::new(WalState::default());
+        let writing = run(Session { pool: pool.clone(), held: None }, sql, redactor, rx, wal.clone());
+        let task = async move {
+            let checkpoints = tokio::spawn(checkpoint::checkpointer(readers, wal));
+            writing.await;
+            checkpoints.abort();
+        };
+        match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => {
+                let spawned = std::thread::Builder::new().name("greyd-writer".into()).spawn(move || rt.block_on(task));
+                if let Err(e) = spawned {
+                    tracing::error!("cannot start the store writer thread: {e}");
+                }
+            }
+            Err(e) => {
+                tracing::warn!("store writer runs on the shared runtime: {e}");
+                tokio::spawn(task);
+            }
+        }
+        Writer { tx, pool }
     }
 
     /// Queues one operation and waits for its commit.
     pub(super) async fn write(&self, op: WriteOp) -> Result<WriteOutcome, StoreError> {
         let (reply, answer) = oneshot::channel();
-        self.tx.send(Job { op, reply }).await.map_err(|_| StoreError::Unavailable("store writer stopped".into()))?;
-        answer.await.map_err(|_| StoreError::Unavailable("store writer stopped".into()))?
+        self.tx.send(Job::Write { op, reply }).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Queues an early retry; returns once it is queued, not written.
+    pub(super) async fn note_retry(&self, key: OwnedKey, client_address: String, now: i64) -> Result<(), StoreError> {
+        self.tx.send(Job::Retry { key, client_address, now }).await.map_err(|_| stopped())
+    }
+
+    /// Writes pending retries, then closes the writer's connection; later writes fail.
+    pub(super) async fn close(&self) {
+        let (done, flushed) = oneshot::channel();
+        if self.tx.send(Job::Flush(done)).await.is_ok() {
+            let _ = flushed.await;
+        }
+        self.pool.close().await;
     }
 }
 
-async fn run(pool: AnyPool, sql: &'static Sql, redactor: std::sync::Arc<Redactor>, mut rx: mpsc::Receiver<Job>) {
-    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    while let Some(job) = rx.recv().await {
-        batch.push(job);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+fn stopped() -> StoreError {
+    StoreError::Unavailable("store writer stopped".into())
+}
+
+/// The writer's connection: taken at the first write and kept, given back when the store
+/// closes (a pool does not close while a connection is out).
+struct Session {
+    pool: AnyPool,
+    held: Option<PoolConnection<Any>>,
+}
+
+impl Session {
+    async fn conn(&mut self) -> Result<&mut PoolConnection<Any>, sqlx::Error> {
+        let conn = match self.held.take() {
+            Some(conn) => conn,
+            None => {
+                let mut conn = self.pool.acquire().await?;
+                checkpoint::writer_setup(&mut conn).await?;
+                conn
+            }
+        };
+        Ok(self.held.insert(conn))
+    }
+
+    fn release(&mut self) {
+        self.held = None;
+    }
+}
+
+async fn run(
+    mut session: Session,
+    sql: &'static Sql,
+    redactor: Arc<Redactor>,
+    mut rx: mpsc::Receiver<Job>,
+    wal: Arc<WalState>,
+) {
+    let mut batch: Vec<(WriteOp, oneshot::Sender<Result<WriteOutcome, StoreError>>)> = Vec::new();
+    let mut pending: HashMap<OwnedKey, PendingRetry> = HashMap::new();
+    let mut pending_since = Instant::now();
+    let mut flushed: Vec<oneshot::Sender<()>> = Vec::new();
+    loop {
+        let next = if pending.is_empty() {
+            rx.recv().await
+        } else {
+            tokio::time::timeout_at(pending_since + RETRY_FLUSH, rx.recv()).await.unwrap_or(None)
+        };
+        let closed = next.is_none() && rx.is_closed();
+        for job in next.into_iter().chain(std::iter::from_fn(|| rx.try_recv().ok())).take(MAX_BATCH) {
+            match job {
+                Job::Write { op, reply } => batch.push((op, reply)),
+                Job::Retry { key, client_address, now } => {
+                    if pending.is_empty() {
+                        pending_since = Instant::now();
+                    }
+                    let entry = pending.entry(key.clone()).or_insert_with(|| PendingRetry {
+                        key,
+                        client_address: String::new(),
+                        now,
+                        count: 0,
+                    });
+                    entry.count += 1;
+                    if now >= entry.now {
+                        entry.now = now;
+                        entry.client_address = client_address;
+                    }
+                }
+                Job::Flush(done) => flushed.push(done),
             }
         }
-        let ops: Vec<WriteOp> = batch.iter().map(|j| j.op.clone()).collect();
-        match commit(&pool, sql, &ops).await {
-            Ok(results) => {
-                for (job, result) in batch.drain(..).zip(results) {
-                    let _ = job.reply.send(result.map_err(|e| redactor.error(Backend::Sqlite, &e)));
+        if !batch.is_empty() {
+            let ops: Vec<WriteOp> = batch.iter().map(|(op, _)| op.clone()).collect();
+            let results = match session.conn().await {
+                Ok(conn) => commit(conn, sql, &ops).await,
+                Err(e) => Err(e),
+            };
+            wal.committed();
+            match results {
+                Ok(results) => {
+                    for ((_, reply), result) in batch.drain(..).zip(results) {
+                        let _ = reply.send(result.map_err(|e| redactor.error(Backend::Sqlite, &e)));
+                    }
+                }
+                Err(e) => {
+                    let err = redactor.error(Backend::Sqlite, &e);
+                    for (_, reply) in batch.drain(..) {
+                        let _ = reply.send(Err(err.clone()));
+                    }
                 }
             }
-            Err(e) => {
-                let err = redactor.error(Backend::Sqlite, &e);
-                for job in batch.drain(..) {
-                    let _ = job.reply.send(Err(err.clone()));
-                }
+        }
+        // Due retries go out one chunk per turn, between batches of waited-for writes.
+        let all = closed || !flushed.is_empty();
+        while !pending.is_empty() && (all || pending_since.elapsed() >= RETRY_FLUSH) {
+            let keys: Vec<OwnedKey> = pending.keys().take(MAX_BATCH).cloned().collect();
+            let rows: Vec<PendingRetry> = keys.iter().filter_map(|k| pending.remove(k)).collect();
+            let written = match session.conn().await {
+                Ok(conn) => group::write_retries(conn, &rows).await,
+                Err(e) => Err(e),
+            };
+            wal.committed();
+            if let Err(e) = written {
+                // Counts for `stats` only; the requests were answered long ago.
+                tracing::debug!("early-retry counts not written: {}", redactor.error(Backend::Sqlite, &e));
             }
+            if !all {
+                break;
+            }
+        }
+        if let Some(conn) = session.held.as_mut() {
+            checkpoint::restart_due(conn, &wal).await;
+        }
+        if !flushed.is_empty() {
+            // The store is closing: give the connection back so the pool can close.
+            session.release();
+            for done in flushed.drain(..) {
+                let _ = done.send(());
+            }
+        }
+        if closed {
+            return;
         }
     }
 }
 
-/// Applies `ops` in one transaction. Per-operation errors are returned per operation; an
-/// error of the transaction itself fails them all.
+/// Applies `ops`, each committed by its own statement. Per-operation errors are returned per
+/// operation; an error of a grouped statement fails the whole batch.
 fn commit<'a>(
-    pool: &'a AnyPool,
+    conn: &'a mut AnyConnection,
     sql: &'static Sql,
     ops: &'a [WriteOp],
 ) -> Boxed<'a, Vec<Result<WriteOutcome, sqlx::Error>>> {
     Box::pin(async move {
-        // A lone operation commits by itself: one round trip to SQLite's thread instead of
-        // three (BEGIN, the statement, COMMIT).
-        if let [op] = ops {
-            let mut conn = pool.acquire().await?;
-            return Ok(vec![apply(&mut conn, sql, Backend::Sqlite, op).await]);
-        }
-        let mut tx = pool.begin().await?;
-        let mut results = Vec::with_capacity(ops.len());
-        for op in ops {
-            results.push(apply(&mut tx, sql, Backend::Sqlite, op).await);
-        }
-        tx.commit().await?;
-        Ok(results)
+        let mut results: Vec<Option<Result<WriteOutcome, sqlx::Error>>> = ops.iter().map(|_| None).collect();
+        group::insert_firsts(&mut *conn, sql, ops, &mut results).await?;
+        apply_rest(conn, sql, ops, &mut results).await;
+        Ok(results.into_iter().map(|r| r.unwrap_or(Ok(WriteOutcome::Done))).collect())
     })
+}
+
+/// The operations no grouped statement took, one by one.
+async fn apply_rest(conn: &mut AnyConnection, sql: &'static Sql, ops: &[WriteOp], results: &mut Results) {
+    for (op, slot) in ops.iter().zip(results.iter_mut()) {
+        if slot.is_none() {
+            *slot = Some(apply(&mut *conn, sql, Backend::Sqlite, op).await);
+        }
+    }
 }
