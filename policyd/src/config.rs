@@ -227,7 +227,8 @@ pub struct SpfConfig {
     pub strict_domains: Vec<String>,
     /// `{url}` in reply texts: an explanation page, with the same placeholders.
     pub why_url: String,
-    /// Results cached per (client address, identity, HELO).
+    /// Results cached: per (client address, identity, domain) when the domain's records use
+    /// no macro, else per (client address, identity, sender, HELO).
     pub cache_size: usize,
     /// How long a cached result is reused. TempError is never cached.
     pub cache_ttl: ConfigDuration,
@@ -256,7 +257,7 @@ impl Default for SpfConfig {
             authserv_id: String::new(),
             strict_domains: Vec::new(),
             why_url: String::new(),
-            cache_size: 10_000,
+            cache_size: 50_000,
             cache_ttl: ConfigDuration::secs(600),
             helo: ActionMap::default(),
             mail_from: ActionMap::default(),

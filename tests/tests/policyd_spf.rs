@@ -1035,10 +1035,43 @@ async fn concurrent_checks_share_one_lookup_and_are_cached() {
     assert_eq!(c.cached, 2);
     assert_eq!(c.mail_from().outcome, Outcome::Pass);
     assert_eq!(dns.queries_for("sender.test", RecordType::TXT), 1);
-    // Another local part is another check_host() (%{l} could differ): asked again.
+    // The record has no macro, so another local part of the domain shares the result, and
+    // the result names this message's sender.
     let c = check(&svc, &from("b@sender.test")).await;
-    assert_eq!(c.cached, 1);
-    assert_eq!(dns.queries_for("sender.test", RecordType::TXT), 2);
+    assert_eq!(c.cached, 2);
+    assert_eq!(c.mail_from().sender, "b@sender.test");
+    assert_eq!(dns.queries_for("sender.test", RecordType::TXT), 1);
+    let d = decide(&*svc, &from("b@sender.test")).await;
+    assert!(d.action.to_string().contains("domain of b@sender.test designates"), "{}", d.action);
+    // Another client is another result.
+    assert_eq!(check(&svc, &req("192.0.2.99", HELO, "a@sender.test")).await.cached, 0);
+}
+
+/// A record or explanation with a macro keeps the result to the very sender and HELO it was
+/// evaluated for: `%{l}` lets alice pass and bob fail from the same client, `%{h}` depends on
+/// the HELO, and an `exp=` text with macros names the client and domain.
+#[tokio::test]
+async fn macro_results_are_cached_per_sender_and_helo() {
+    let dns = fixture().await;
+    let svc = service(config(&dns));
+    let lp = |local: &str| from(&format!("{local}@lp.example.test"));
+    for _ in 0..2 {
+        assert_eq!(check(&svc, &lp("alice")).await.mail_from().outcome, Outcome::Pass);
+        assert_eq!(check(&svc, &lp("bob")).await.mail_from().outcome, Outcome::Fail);
+    }
+    assert_eq!(check(&svc, &lp("alice")).await.cached, 2, "alice's own result is cached");
+    assert_eq!(check(&svc, &lp("carol")).await.cached, 1, "carol is evaluated, HELO from the cache");
+
+    let h = |helo: &str| req(CLIENT, helo, "a@hmacro.example.test");
+    assert_eq!(check(&svc, &h(HELO)).await.mail_from().outcome, Outcome::Pass);
+    let other = check(&svc, &h("mx.example.test")).await;
+    assert_eq!(other.mail_from().outcome, Outcome::Fail, "another HELO is another result");
+
+    let first = check(&svc, &from("a@explained.example.test")).await;
+    assert_eq!(first.mail_from().explanation, format!("{CLIENT} is not a mail server of explained.example.test"));
+    let again = check(&svc, &from("b@explained.example.test")).await;
+    assert_eq!((again.cached, again.mail_from().outcome), (1, Outcome::Fail));
+    assert_eq!(check(&svc, &from("a@explained.example.test")).await.cached, 2);
 }
 
 /// `cache_size = 0` turns the result cache off: every message asks again.

@@ -1,20 +1,28 @@
 //! One SPF evaluation with viaspf, under RFC 7208's limits and the message's deadline, with a
 //! result cache and in-flight sharing on top of the resolver's own cache.
 //!
-//! The cache key is (client address, identity, full identity, HELO): everything a record's
-//! macros can see except the time, so a cached result is the result a new evaluation would
-//! give while the records stay the same. TempError is never cached: it is a statement about
-//! now, and the next attempt should ask again.
+//! Two cache keys, because most domains' records use no macros:
+//! - (client address, identity, domain) when no SPF or explanation record met during the
+//!   evaluation held a `%`. Then the local part and the HELO cannot have mattered, and every
+//!   sender of the domain shares the result: one evaluation per client and domain.
+//! - (client address, identity, full identity, HELO) otherwise: everything a macro can see
+//!   except the time.
+//!
+//! Either way a cached result is the result a new evaluation would give while the records
+//! stay the same. TempError is never cached: it is a statement about now, and the next
+//! attempt should ask again.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use shared::dns::SpfLookup;
 use shared::logging::printable;
 use shared::singleflight::Group;
 use shared::ttl_cache::TtlCache;
-use viaspf::lookup::{Lookup, Name};
+use viaspf::lookup::{Lookup, LookupResult, Name};
 use viaspf::record::Mechanism;
 use viaspf::{Config, DomainName, ExplanationString, Sender, SpfResult, SpfResultCause, evaluate_sender};
 
@@ -45,6 +53,11 @@ pub struct Evaluation {
 }
 
 impl Evaluation {
+    /// The same result for another sender of the same domain (a domain-keyed cache hit).
+    fn for_sender(&self, sender: &Sender) -> Evaluation {
+        Evaluation { sender: sender.to_string(), domain: sender.domain().to_string(), ..self.clone() }
+    }
+
     /// The same result reported for another identity (the null sender reuses HELO's).
     pub fn as_identity(&self, identity: Identity) -> Evaluation {
         Evaluation { identity, trace: Vec::new(), ..self.clone() }
@@ -60,7 +73,14 @@ impl Evaluation {
     }
 }
 
-type Key = (IpAddr, Identity, String, String);
+/// A cached result's key (see the module doc).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    /// The records met used no macro: (client, identity, lower-cased domain).
+    Domain(IpAddr, Identity, String),
+    /// (client, identity, lower-cased `<sender>`, lower-cased HELO).
+    Full(IpAddr, Identity, String, String),
+}
 
 /// Evaluates identities; shared by every connection.
 pub struct Evaluator {
@@ -112,31 +132,43 @@ impl Evaluator {
             }
         };
         if trace {
-            return (Arc::new(self.run(ip, identity, sender, helo, deadline, true).await), false);
+            return (Arc::new(self.run(ip, identity, sender, helo, deadline, true).await.0), false);
         }
-        let key: Key = (
+        let domain_key = Key::Domain(ip, identity, sender.domain().to_string().to_ascii_lowercase());
+        let full_key = Key::Full(
             ip,
             identity,
             sender.to_string().to_ascii_lowercase(),
             helo.map(|h| h.to_string().to_ascii_lowercase()).unwrap_or_default(),
         );
-        if let Some(hit) = self.cache.as_ref().and_then(|c| c.get(&key)) {
-            return (hit, true);
+        if let Some(cache) = &self.cache {
+            if let Some(hit) = cache.get(&domain_key) {
+                return (Arc::new(hit.for_sender(sender)), true);
+            }
+            if let Some(hit) = cache.get(&full_key) {
+                return (hit, true);
+            }
         }
         // The result goes into the cache inside the shared run, before the in-flight entry is
         // removed, so no request can fall between the two and evaluate again.
         let eval = self
             .inflight
-            .run(key.clone(), || async {
-                let eval = Arc::new(self.run(ip, identity, sender, helo, deadline, false).await);
+            .run(full_key.clone(), || async {
+                let (eval, used_macros) = self.run(ip, identity, sender, helo, deadline, false).await;
+                let eval = Arc::new(eval);
                 if eval.outcome != Outcome::Temperror
                     && let Some(cache) = &self.cache
                 {
-                    cache.put(key.clone(), eval.clone(), tokio::time::Instant::now() + self.ttl);
+                    let key = if used_macros { full_key.clone() } else { domain_key.clone() };
+                    cache.put(key, eval.clone(), tokio::time::Instant::now() + self.ttl);
                 }
                 eval
             })
             .await;
+        // Requests that shared the run may have another local part than the one evaluated.
+        if eval.sender != sender.to_string() {
+            return (Arc::new(eval.for_sender(sender)), false);
+        }
         (eval, false)
     }
 
@@ -148,11 +180,11 @@ impl Evaluator {
         helo: Option<&DomainName>,
         deadline: Instant,
         trace: bool,
-    ) -> Evaluation {
+    ) -> (Evaluation, bool) {
         let domain = sender.domain().to_string();
         let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
-            return Evaluation {
+            let eval = Evaluation {
                 identity,
                 domain,
                 sender: sender.to_string(),
@@ -163,6 +195,7 @@ impl Evaluator {
                 no_mail: false,
                 trace: Vec::new(),
             };
+            return (eval, true);
         }
         let config = Config::builder()
             .max_lookups(self.max_lookups)
@@ -171,7 +204,9 @@ impl Evaluator {
             .hostname(self.hostname.clone())
             .capture_trace(trace)
             .build();
-        let result = evaluate_sender(&self.lookup, &config, ip, sender, helo).await;
+        let watched = Watched { inner: &self.lookup, saw_macro: AtomicBool::new(false) };
+        let result = evaluate_sender(&watched, &config, ip, sender, helo).await;
+        let used_macros = watched.saw_macro.load(Ordering::Relaxed);
         let (outcome, explanation) = match &result.spf_result {
             SpfResult::Pass => (Outcome::Pass, String::new()),
             SpfResult::Fail(ExplanationString::External(text)) => (Outcome::Fail, ascii(text)),
@@ -192,7 +227,7 @@ impl Evaluator {
         let no_mail = outcome == Outcome::Fail && matched_all && self.detect_no_mail && self.no_mail(&domain).await;
         let trace =
             result.trace.map(|t| t.events.iter().map(|e| format!("{:?}", e.tracepoint)).collect()).unwrap_or_default();
-        Evaluation {
+        let eval = Evaluation {
             identity,
             domain,
             sender: sender.to_string(),
@@ -202,7 +237,8 @@ impl Evaluator {
             problem,
             no_mail,
             trace,
-        }
+        };
+        (eval, used_macros)
     }
 
     /// True when `domain`'s only SPF record is `v=spf1 -all` (pypolicyd-spf's `No_Mail`).
@@ -215,6 +251,42 @@ impl Evaluator {
             .filter(|terms| terms.first().is_some_and(|v| v == "v=spf1"))
             .collect();
         matches!(spf.as_slice(), [terms] if terms.len() == 2 && terms[1] == "-all")
+    }
+}
+
+/// The resolver, noting whether any TXT record met holds a `%`: a macro (RFC 7208 §7) in an
+/// SPF record or an explanation, which may make the result depend on the local part, the
+/// HELO or the time. Only TXT matters: macros live in records, and every other lookup is
+/// about names those records (and the domain) gave.
+struct Watched<'a> {
+    inner: &'a SpfLookup,
+    saw_macro: AtomicBool,
+}
+
+#[async_trait]
+impl Lookup for Watched<'_> {
+    async fn lookup_a<'lookup, 'a>(&'lookup self, name: &'a Name) -> LookupResult<Vec<Ipv4Addr>> {
+        self.inner.lookup_a(name).await
+    }
+
+    async fn lookup_aaaa<'lookup, 'a>(&'lookup self, name: &'a Name) -> LookupResult<Vec<Ipv6Addr>> {
+        self.inner.lookup_aaaa(name).await
+    }
+
+    async fn lookup_mx<'lookup, 'a>(&'lookup self, name: &'a Name) -> LookupResult<Vec<Name>> {
+        self.inner.lookup_mx(name).await
+    }
+
+    async fn lookup_txt<'lookup, 'a>(&'lookup self, name: &'a Name) -> LookupResult<Vec<String>> {
+        let texts = self.inner.lookup_txt(name).await?;
+        if texts.iter().any(|t| t.contains('%')) {
+            self.saw_macro.store(true, Ordering::Relaxed);
+        }
+        Ok(texts)
+    }
+
+    async fn lookup_ptr<'lookup>(&'lookup self, ip: IpAddr) -> LookupResult<Vec<Name>> {
+        self.inner.lookup_ptr(ip).await
     }
 }
 
