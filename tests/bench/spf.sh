@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # policyd's SPF check against the SPF policy daemons it replaces, in one run on this machine:
 #   floor      postward-bench serve-trivial (the protocol floor on postward's runtime)
-#   policyd    postward-policyd on a Unix socket, default caches (warmed up for 2 s)
+#   policyd    postward-policyd on a Unix socket, default caches (warmed up for 10 s)
 #   policyd-nc postward-policyd with the result cache and the resolver cache off ("cold":
 #              every request resolves what its evaluation needs; in-flight sharing stays on)
 #   pyspf      Debian's pypolicyd-spf 3.0.4 (policyd-spf), one process per connection as
@@ -11,8 +11,10 @@
 # `postward-bench serve-dns` on 127.0.0.2:53. The anchors only read /etc/resolv.conf, so the
 # script runs in its own mount namespace with a resolv.conf naming 127.0.0.2 bind-mounted over
 # the real one (the host's file is never touched).
-# Workload: postward-bench spf over the 16 fixture domains from 198.18.0.0/15 (half pass, half
-# softfail; HELO passes), a fresh message per request, the same seed for every server.
+# Workload: postward-bench spf over the 16 fixture domains, 1,000 senders each, from 1,024
+# clients (198.18.0.0/23 pass, 198.19.0.0/23 softfail; HELO passes), a fresh message per
+# request, the same seed for every server. "Warm" is policyd after a 10 s warm-up pass over
+# the same workload: its result cache then holds every (client, domain) pair.
 # Connections 1, 10, 50; SECS seconds each, servers interleaved. DNS queries per request come
 # from the fixture's own counter.
 #
@@ -69,11 +71,11 @@ run() {  # server conns
     case $s in
         pyspf) how=(--spawn /usr/bin/policyd-spf) ;;
         perlspf) how=(--spawn /usr/sbin/postfix-policyd-spf-perl) ;;
-        policyd) how=(--target "unix:$dir/$s.sock"); warm=2s ;;
+        policyd) how=(--target "unix:$dir/$s.sock"); warm=10s ;;
         *) how=(--target "unix:$dir/$s.sock") ;;
     esac
     local before; before=$(queries)
-    $bin/postward-bench policy "${how[@]}" --workload spf --sender-domains "$domains" --clients 198.18.0.0/15 \
+    $bin/postward-bench policy "${how[@]}" --workload spf --sender-domains "$domains" --clients 198.18.0.0/23,198.19.0.0/23 \
         --connections "$c" --duration "${secs}s" --warmup "$warm" --seed 7 --json-out "$dir/$s-$c.json" \
         >/dev/null 2>>"$dir/bench.err" || true
     echo $(( $(queries) - before )) > "$dir/$s-$c.queries"
