@@ -165,7 +165,7 @@ impl Evaluator {
                 eval
             })
             .await;
-        // Requests that shared the run may have another local part than the one evaluated.
+        // A request that shared the run may spell the sender in another case.
         if eval.sender != sender.to_string() {
             return (Arc::new(eval.for_sender(sender)), false);
         }
