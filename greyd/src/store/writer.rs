@@ -55,16 +55,6 @@ pub(super) struct Writer {
     pool: AnyPool,
 }
 
-impl std::fmt::Debug for Job {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Job::Write { .. } => "Write",
-            Job::Retry { .. } => "Retry",
-            Job::Flush(_) => "Flush",
-        })
-    }
-}
-
 impl Writer {
     /// Starts the writer, and the checkpointer, on a thread of their own. `pool` holds the
     /// writer's one connection; `readers` is the store's read pool, where the checkpointer
