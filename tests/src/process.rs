@@ -161,6 +161,41 @@ pub async fn start_with_config(
     daemon
 }
 
+/// A test daemon's two files in one directory: its configuration `<name>.toml` and the Unix
+/// socket `<name>.sock` it listens on. Every test writes the same `[server]` head, so it lives here.
+#[derive(Debug, Clone)]
+pub struct TestFiles {
+    pub config: PathBuf,
+    pub socket: PathBuf,
+}
+
+impl TestFiles {
+    pub fn new(dir: &std::path::Path, name: &str) -> TestFiles {
+        TestFiles { config: dir.join(format!("{name}.toml")), socket: dir.join(format!("{name}.sock")) }
+    }
+
+    /// The socket as a listen address (`unix:<path>`).
+    pub fn address(&self) -> String {
+        format!("unix:{}", self.socket.display())
+    }
+
+    /// Writes the configuration: `[server]` listening on the socket, allowed to run as root when
+    /// the tests do, with the `server` lines added to that section; then `sections` as given.
+    ///
+    /// # Panics
+    /// The file cannot be written.
+    pub fn write(&self, server: &str, sections: &str) {
+        let head = format!("[server]\nlisten = [\"{}\"]\n{}{server}\n", self.address(), root_ok());
+        std::fs::write(&self.config, format!("{head}{sections}")).expect("write test configuration");
+    }
+
+    /// Writes the configuration (see [`TestFiles::write`]) and starts `bin` with it.
+    pub async fn start(&self, bin: &str, server: &str, sections: &str, timeout: Duration) -> DaemonProcess {
+        self.write(server, sections);
+        start_with_config(bin, &self.config, &self.socket, timeout).await
+    }
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago (for servers started later).
 ///
 /// # Errors

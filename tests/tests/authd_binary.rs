@@ -5,11 +5,10 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use postward_tests::auth_client::{AuthClient, AuthOutcome, base64_encode, plain_response};
-use postward_tests::process::{DaemonProcess, Sig, bin_path, root_ok, start_with_config};
+use postward_tests::process::{DaemonProcess, Sig, TestFiles, bin_path, start_with_config};
 
 const BIN: &str = "postward-authd";
 const T: Duration = Duration::from_secs(10);
@@ -18,35 +17,32 @@ const PASSWORD: &str = "Zq8-Secret-Horse-Battery";
 
 struct Setup {
     dir: tempfile::TempDir,
+    files: TestFiles,
 }
 
 impl Setup {
     fn new() -> Setup {
-        Setup { dir: tempfile::tempdir().unwrap() }
+        let dir = tempfile::tempdir().unwrap();
+        let files = TestFiles::new(dir.path(), "authd");
+        Setup { dir, files }
     }
-    fn socket(&self) -> PathBuf {
-        self.dir.path().join("auth.sock")
-    }
-    fn config(&self, mechanisms: &str) -> PathBuf {
+    /// Writes the configuration offering `mechanisms` (a TOML list's items).
+    fn config(&self, mechanisms: &str) {
         let passwd = self.dir.path().join("passwd");
         std::fs::write(&passwd, format!("alice@example.com:{{PLAIN}}{PASSWORD}::::::\n")).unwrap();
-        let text = format!(
-            "[server]\nlisten = [\"unix:{}\"]\n{}\n[log]\nlevel = \"trace\"\n[auth]\nfailure_delay = \"0s\"\n\
-             mechanisms = [{mechanisms}]\n[passdb]\npath = \"{}\"\n",
-            self.socket().display(),
-            root_ok(),
+        let sections = format!(
+            "[log]\nlevel = \"trace\"\n[auth]\nfailure_delay = \"0s\"\nmechanisms = [{mechanisms}]\n\
+             [passdb]\npath = \"{}\"\n",
             passwd.display()
         );
-        let path = self.dir.path().join("authd.toml");
-        std::fs::write(&path, text).unwrap();
-        path
+        self.files.write("", &sections);
     }
     async fn start(&self) -> DaemonProcess {
-        let cfg = self.config("\"PLAIN\", \"LOGIN\"");
-        start_with_config(BIN, &cfg, &self.socket(), T).await
+        self.config("\"PLAIN\", \"LOGIN\"");
+        start_with_config(BIN, &self.files.config, &self.files.socket, T).await
     }
     async fn client(&self) -> AuthClient {
-        let mut c = AuthClient::connect(&format!("unix:{}", self.socket().display())).await.unwrap();
+        let mut c = AuthClient::connect(&self.files.address()).await.unwrap();
         c.handshake(4242).await.unwrap();
         c
     }
@@ -93,7 +89,7 @@ async fn serves_postfix_and_never_logs_a_password() {
 async fn test_and_pw_commands() {
     let s = Setup::new();
     let _daemon = s.start().await;
-    let addr = format!("unix:{}", s.socket().display());
+    let addr = s.files.address();
     let run = |args: &[&str]| std::process::Command::new(bin_path(BIN)).args(args).output().unwrap();
     let out = run(&["test", "-a", &addr, "alice@example.com", PASSWORD]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
@@ -122,14 +118,14 @@ async fn sighup_reload_changes_the_offered_mechanisms_for_new_connections() {
     s.config("\"PLAIN\", \"LOGIN\", \"CRAM-MD5\"");
     daemon.signal(Sig::SIGHUP);
     daemon.wait_for_log("configuration reloaded", T).await;
-    let mut c = AuthClient::connect(&format!("unix:{}", s.socket().display())).await.unwrap();
+    let mut c = AuthClient::connect(&s.files.address()).await.unwrap();
     let hs = c.handshake(1).await.unwrap();
     assert_eq!(hs.mechs, ["PLAIN", "LOGIN", "CRAM-MD5"]);
     // A broken configuration is refused and the running one stays.
-    std::fs::write(s.dir.path().join("authd.toml"), "[auth]\nmechanisms = [\"NTLM\"]\n").unwrap();
+    std::fs::write(&s.files.config, "[auth]\nmechanisms = [\"NTLM\"]\n").unwrap();
     daemon.signal(Sig::SIGHUP);
     daemon.wait_for_log("reload failed", T).await;
-    let mut c = AuthClient::connect(&format!("unix:{}", s.socket().display())).await.unwrap();
+    let mut c = AuthClient::connect(&s.files.address()).await.unwrap();
     assert_eq!(c.handshake(1).await.unwrap().mechs.len(), 3);
 }
 

@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use postward_tests::auth_client::{AuthClient, AuthOutcome};
-use postward_tests::process::start_with_config;
+use postward_tests::process::TestFiles;
 
 const T: Duration = Duration::from_secs(10);
 const PASSWORD: &str = "Pam-Rt4-Correct-Horse";
@@ -104,22 +104,15 @@ async fn pam_store_with_real_system_accounts() {
     }
     let system = System::create();
     let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("auth.sock");
-    let config = dir.path().join("authd.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = [\"unix:{}\"]\nallow_root = true\n\
-             [auth]\nfailure_delay = \"0s\"\n[throttle]\nenabled = false\n\
-             [passdb]\ndriver = \"pam\"\npam_service = \"{}\"\nrequired_group = \"{}\"\n",
-            socket.display(),
-            system.pam_service(),
-            system.group
-        ),
-    )
-    .unwrap();
-    let daemon = start_with_config("postward-authd", &config, &socket, T).await;
-    let mut c = AuthClient::connect(&format!("unix:{}", socket.display())).await.unwrap();
+    let files = TestFiles::new(dir.path(), "authd");
+    let sections = format!(
+        "[auth]\nfailure_delay = \"0s\"\n[throttle]\nenabled = false\n\
+         [passdb]\ndriver = \"pam\"\npam_service = \"{}\"\nrequired_group = \"{}\"\n",
+        system.pam_service(),
+        system.group
+    );
+    let daemon = files.start("postward-authd", "", &sections, T).await;
+    let mut c = AuthClient::connect(&files.address()).await.unwrap();
     c.handshake(7).await.unwrap();
     c.set_rip("192.0.2.7");
 

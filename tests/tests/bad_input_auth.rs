@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use postward_tests::auth_client::base64_encode;
 use postward_tests::catalogue::{Bystander, Case, Expect, Greeting, Step, assert_bystander_served, run_cases};
-use postward_tests::process::{root_ok, start_with_config};
+use postward_tests::process::TestFiles;
 
 const T: Duration = Duration::from_secs(15);
 const REQUEST_TIMEOUT_S: u64 = 2;
@@ -427,23 +427,17 @@ fn catalogue() -> Vec<Case> {
 #[tokio::test]
 async fn catalogue_of_bad_input_gets_its_exact_reactions_while_others_are_served() {
     let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("auth.sock");
     let passwd = dir.path().join("passwd");
     std::fs::write(&passwd, format!("{USER}:{{PLAIN}}{PASSWORD}::::::\n")).unwrap();
-    let config = dir.path().join("authd.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = [\"unix:{}\"]\nrequest_timeout = \"{REQUEST_TIMEOUT_S}s\"\nidle_timeout = \"{IDLE_TIMEOUT_S}s\"\n{}\n\
-             [log]\nlevel = \"trace\"\n[auth]\nfailure_delay = \"0s\"\nmechanisms = [\"PLAIN\", \"LOGIN\"]\n\
-             [throttle]\nenabled = false\n[passdb]\npath = \"{}\"\n",
-            socket.display(),
-            root_ok(),
-            passwd.display()
-        ),
-    )
-    .unwrap();
-    let daemon = start_with_config("postward-authd", &config, &socket, T).await;
+    let files = TestFiles::new(dir.path(), "authd");
+    let socket = files.socket.clone();
+    let server = format!("request_timeout = \"{REQUEST_TIMEOUT_S}s\"\nidle_timeout = \"{IDLE_TIMEOUT_S}s\"");
+    let sections = format!(
+        "[log]\nlevel = \"trace\"\n[auth]\nfailure_delay = \"0s\"\nmechanisms = [\"PLAIN\", \"LOGIN\"]\n\
+         [throttle]\nenabled = false\n[passdb]\npath = \"{}\"\n",
+        passwd.display()
+    );
+    let daemon = files.start("postward-authd", &server, &sections, T).await;
 
     let cases = catalogue();
     assert!(cases.len() >= 50, "the catalogue has {} cases", cases.len());

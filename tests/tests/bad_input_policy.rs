@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use postward_tests::catalogue::{Bystander, Case, Expect, Greeting, Step, assert_bystander_served, run_cases};
 use postward_tests::dns::DnsFixture;
-use postward_tests::process::{root_ok, start_with_config};
+use postward_tests::process::TestFiles;
 
 const T: Duration = Duration::from_secs(15);
 /// The daemon's request timeout in this test: a request must be complete this long after its
@@ -403,20 +403,14 @@ fn catalogue() -> Vec<Case> {
 async fn catalogue_of_bad_input_gets_its_exact_reactions_while_others_are_served() {
     let dns = DnsFixture::spf_e2e().start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("policyd.sock");
-    let config = dir.path().join("policyd.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = [\"unix:{}\"]\nrequest_timeout = \"{REQUEST_TIMEOUT_S}s\"\nidle_timeout = \"{IDLE_TIMEOUT_S}s\"\n{}\n\
-             [dns]\nnameservers = [\"{}\"]\ntimeout = \"1s\"\nattempts = 1\n\n[spf]\nheader = \"none\"\n",
-            socket.display(),
-            root_ok(),
-            dns.nameserver()
-        ),
-    )
-    .unwrap();
-    let daemon = start_with_config("postward-policyd", &config, &socket, T).await;
+    let files = TestFiles::new(dir.path(), "policyd");
+    let socket = files.socket.clone();
+    let server = format!("request_timeout = \"{REQUEST_TIMEOUT_S}s\"\nidle_timeout = \"{IDLE_TIMEOUT_S}s\"");
+    let sections = format!(
+        "[dns]\nnameservers = [\"{}\"]\ntimeout = \"1s\"\nattempts = 1\n\n[spf]\nheader = \"none\"\n",
+        dns.nameserver()
+    );
+    let daemon = files.start("postward-policyd", &server, &sections, T).await;
 
     let cases = catalogue();
     assert!(cases.len() >= 50, "the catalogue has {} cases", cases.len());

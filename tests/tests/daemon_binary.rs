@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use postward_tests::client::{ClientError, PolicyClient, rcpt_request};
 use postward_tests::process::{
-    DaemonProcess, Sig, bin_path, root_ok, running_as_root, start_with_config, wait_for_path,
+    DaemonProcess, Sig, TestFiles, bin_path, root_ok, running_as_root, start_with_config, wait_for_path,
 };
 
 const BIN: &str = "postward-greyd";
@@ -43,14 +43,9 @@ impl Setup {
         )
     }
     fn write_config(&self, extra_server: &str, rest: &str) -> PathBuf {
-        let text = format!(
-            "[server]\nlisten = [\"unix:{}\"]\nshutdown_grace = \"3s\"\n{}{extra_server}\n{rest}{}",
-            self.socket().display(),
-            root_ok(),
-            self.greyd_sections()
-        );
-        std::fs::write(self.config_path(), text).unwrap();
-        self.config_path()
+        let files = TestFiles::new(self.dir.path(), "greyd");
+        files.write(&format!("shutdown_grace = \"3s\"\n{extra_server}"), &format!("{rest}{}", self.greyd_sections()));
+        files.config
     }
     async fn start(&self) -> DaemonProcess {
         let cfg = self.config_path();

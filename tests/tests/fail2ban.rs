@@ -14,25 +14,16 @@ use std::path::Path;
 use std::time::Duration;
 
 use postward_tests::auth_client::{AuthClient, AuthOutcome};
-use postward_tests::process::{DaemonProcess, root_ok, start_with_config};
+use postward_tests::process::{DaemonProcess, TestFiles};
 
 const T: Duration = Duration::from_secs(10);
 
 /// Starts authd on `dir/<name>.sock` with the `[passdb]` lines given.
 async fn authd(dir: &Path, name: &str, passdb: &str) -> (DaemonProcess, AuthClient) {
-    let socket = dir.join(format!("{name}.sock"));
-    let config = dir.join(format!("{name}.toml"));
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = [\"unix:{}\"]\n{}[auth]\nfailure_delay = \"0s\"\n[throttle]\nenabled = false\n[passdb]\n{passdb}",
-            socket.display(),
-            root_ok()
-        ),
-    )
-    .unwrap();
-    let daemon = start_with_config("postward-authd", &config, &socket, T).await;
-    let mut client = AuthClient::connect(&format!("unix:{}", socket.display())).await.unwrap();
+    let files = TestFiles::new(dir, name);
+    let sections = format!("[auth]\nfailure_delay = \"0s\"\n[throttle]\nenabled = false\n[passdb]\n{passdb}");
+    let daemon = files.start("postward-authd", "", &sections, T).await;
+    let mut client = AuthClient::connect(&files.address()).await.unwrap();
     client.handshake(1).await.unwrap();
     (daemon, client)
 }

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use postward_tests::client::{PolicyClient, rcpt_request};
 use postward_tests::dns::{DnsFixture, Fault};
 use postward_tests::private_pg::PrivatePostgres;
-use postward_tests::process::{DaemonProcess, bin_path, root_ok, running_as_root, start_with_config};
+use postward_tests::process::{DaemonProcess, TestFiles, bin_path, running_as_root, start_with_config};
 use postward_tests::proxy::TcpProxy;
 use postward_tests::request::letters;
 
@@ -76,22 +76,16 @@ async fn dns_outages_defer_spf_fail_open_lists_warn_once_and_recover() {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("policyd.sock");
-    let config = dir.path().join("policyd.toml");
+    let files = TestFiles::new(dir.path(), "policyd");
+    let socket = files.socket.clone();
     // No answer cache, so every request asks the server; the SPF time limit bounds a request.
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = [\"unix:{}\"]\n{}\n[dns]\nnameservers = [\"{}\"]\ntimeout = \"1s\"\nattempts = 1\n\
-             cache_size = 0\n[spf]\nheader = \"none\"\ntime_limit = \"3s\"\ncache_size = 0\n\
-             [dnsbl]\nsites = [\"bl.e2e.test\"]\ncache_size = 0\n",
-            socket.display(),
-            root_ok(),
-            dns.nameserver()
-        ),
-    )
-    .unwrap();
-    let daemon = start_with_config("postward-policyd", &config, &socket, T).await;
+    let sections = format!(
+        "[dns]\nnameservers = [\"{}\"]\ntimeout = \"1s\"\nattempts = 1\ncache_size = 0\n\
+         [spf]\nheader = \"none\"\ntime_limit = \"3s\"\ncache_size = 0\n\
+         [dnsbl]\nsites = [\"bl.e2e.test\"]\ncache_size = 0\n",
+        dns.nameserver()
+    );
+    let daemon = files.start("postward-policyd", "", &sections, T).await;
     let mut c = PolicyClient::connect_unix(&socket).await.unwrap();
     assert_eq!(ask_known(&mut c, "ok.0").await.0, FAIL);
 
@@ -265,20 +259,12 @@ impl Cut {
 /// the database is taken away for four seconds and brought back.
 async fn outage_under_load(url: String, cut: Cut) {
     let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("greyd.sock");
-    let config = dir.path().join("greyd.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = [\"unix:{}\"]\n{}\n[greylist]\ndelay = \"1m\"\n[sender_pools]\nspf = false\n\
-             [store]\nurl = \"{}\"\ntimeout = \"1s\"\n",
-            socket.display(),
-            root_ok(),
-            url
-        ),
-    )
-    .unwrap();
-    let daemon = start_with_config("postward-greyd", &config, &socket, T).await;
+    let files = TestFiles::new(dir.path(), "greyd");
+    let socket = files.socket.clone();
+    let sections = format!(
+        "[greylist]\ndelay = \"1m\"\n[sender_pools]\nspf = false\n[store]\nurl = \"{url}\"\ntimeout = \"1s\"\n"
+    );
+    let daemon = files.start("postward-greyd", "", &sections, T).await;
 
     let phase = Arc::new(AtomicU8::new(BEFORE));
     let stop = Arc::new(AtomicBool::new(false));
@@ -349,7 +335,7 @@ async fn outage_under_load(url: String, cut: Cut) {
     // Every triplet greylisted (acknowledged with a deferral) is in the database.
     // tokio's Command: the proxy runs on this test's runtime and must keep forwarding.
     let out = tokio::process::Command::new(bin_path("postward-greyd"))
-        .args(["dump", "--config", config.to_str().unwrap()])
+        .args(["dump", "--config", files.config.to_str().unwrap()])
         .output()
         .await
         .unwrap();

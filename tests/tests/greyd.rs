@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use postward_tests::client::PolicyClient;
 use postward_tests::dns::DnsFixture;
-use postward_tests::process::{DaemonProcess, Sig, bin_path, root_ok, start_with_config};
+use postward_tests::process::{DaemonProcess, Sig, TestFiles, bin_path, start_with_config};
 use postward_tests::proxy::TcpProxy;
 use postward_tests::request::letters;
 
@@ -33,13 +33,16 @@ impl Greyd {
     }
 
     fn write_config(&self, config: &str) {
-        let text = format!("[server]\nlisten = [\"unix:{}\"]\n{}\n{config}\n", self.socket().display(), root_ok());
-        let text = if config.contains("[store]") {
-            text
+        let sections = if config.contains("[store]") {
+            format!("{config}\n")
         } else {
-            format!("{text}\n[store]\nurl = \"sqlite://{}/greyd.sqlite\"\n", self.dir.path().display())
+            format!("{config}\n\n[store]\nurl = \"sqlite://{}/greyd.sqlite\"\n", self.dir.path().display())
         };
-        std::fs::write(self.config(), text).unwrap();
+        self.files().write("", &sections);
+    }
+
+    fn files(&self) -> TestFiles {
+        TestFiles::new(self.dir.path(), "greyd")
     }
 
     async fn launch(mut self) -> Greyd {
@@ -48,11 +51,11 @@ impl Greyd {
     }
 
     fn socket(&self) -> PathBuf {
-        self.dir.path().join("greyd.sock")
+        self.files().socket
     }
 
     fn config(&self) -> PathBuf {
-        self.dir.path().join("greyd.toml")
+        self.files().config
     }
 
     fn daemon(&self) -> &DaemonProcess {

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use postward_tests::client::{PolicyClient, rcpt_request};
-use postward_tests::process::{DaemonProcess, root_ok, start_with_config};
+use postward_tests::process::{DaemonProcess, TestFiles};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
@@ -18,18 +18,8 @@ const T: Duration = Duration::from_secs(20);
 /// policyd with no checks configured: it answers DUNNO at once, so what is measured is the
 /// server, not DNS.
 async fn policyd(dir: &Path, max_connections: usize) -> DaemonProcess {
-    let socket = dir.join("policyd.sock");
-    let config = dir.join("policyd.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = [\"unix:{}\"]\nmax_connections = {max_connections}\n{}\n[spf]\nenabled = false\n",
-            socket.display(),
-            root_ok()
-        ),
-    )
-    .unwrap();
-    start_with_config("postward-policyd", &config, &socket, T).await
+    let server = format!("max_connections = {max_connections}");
+    TestFiles::new(dir, "policyd").start("postward-policyd", &server, "[spf]\nenabled = false\n", T).await
 }
 
 fn request(instance: &str) -> Vec<(String, String)> {
@@ -173,23 +163,15 @@ async fn connection_limit_holds_new_clients_back_and_is_logged_once() {
 async fn authd_two_thousand_idle_connections_and_a_hundred_busy_ones() {
     use postward_tests::auth_client::{AuthClient, AuthOutcome};
     let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("auth.sock");
     let passwd = dir.path().join("passwd");
     std::fs::write(&passwd, "alice@example.com:{PLAIN}secret::::::\n").unwrap();
-    let config = dir.path().join("authd.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = [\"unix:{}\"]\nmax_connections = 2200\n{}\n[auth]\nfailure_delay = \"0s\"\n\
-             [throttle]\nenabled = false\n[passdb]\npath = \"{}\"\n",
-            socket.display(),
-            root_ok(),
-            passwd.display()
-        ),
-    )
-    .unwrap();
-    let daemon = start_with_config("postward-authd", &config, &socket, T).await;
-    let addr = format!("unix:{}", socket.display());
+    let files = TestFiles::new(dir.path(), "authd");
+    let sections = format!(
+        "[auth]\nfailure_delay = \"0s\"\n[throttle]\nenabled = false\n[passdb]\npath = \"{}\"\n",
+        passwd.display()
+    );
+    let daemon = files.start("postward-authd", "max_connections = 2200", &sections, T).await;
+    let addr = files.address();
     let ok = AuthOutcome::Ok { user: Some("alice@example.com".into()) };
     let mut warm = AuthClient::connect(&addr).await.unwrap();
     warm.handshake(1).await.unwrap();

@@ -12,7 +12,7 @@ use std::time::Duration;
 use postward_tests::auth_client::{AuthClient, AuthOutcome};
 use postward_tests::client::{PolicyClient, rcpt_request};
 use postward_tests::dns::DnsFixture;
-use postward_tests::process::{DaemonProcess, free_tcp_port, root_ok, start_with_config};
+use postward_tests::process::{DaemonProcess, TestFiles, free_tcp_port};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const T: Duration = Duration::from_secs(10);
@@ -33,12 +33,9 @@ fn sample(body: &str, series: &str) -> Option<f64> {
 }
 
 async fn start(dir: &Path, daemon: &str, extra: &str) -> (DaemonProcess, String) {
-    let socket = dir.join(format!("{daemon}.sock"));
-    let config = dir.join(format!("{daemon}.toml"));
-    std::fs::write(&config, format!("[server]\nlisten = [\"unix:{}\"]\n{}{extra}", socket.display(), root_ok()))
-        .unwrap();
-    let d = start_with_config(&format!("postward-{daemon}"), &config, &socket, T).await;
-    (d, format!("unix:{}", socket.display()))
+    let files = TestFiles::new(dir, daemon);
+    let d = files.start(&format!("postward-{daemon}"), "", extra, T).await;
+    (d, files.address())
 }
 
 #[tokio::test]

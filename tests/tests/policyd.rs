@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use postward_tests::client::PolicyClient;
 use postward_tests::dns::DnsFixture;
-use postward_tests::process::{DaemonProcess, bin_path, root_ok, start_with_config};
+use postward_tests::process::{DaemonProcess, TestFiles, bin_path, start_with_config};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 const BIN: &str = "postward-policyd";
@@ -28,16 +28,13 @@ struct Policyd {
 }
 
 fn write_config(dir: &std::path::Path, dns: &DnsFixture, extra: &str) -> PathBuf {
-    let path = dir.join("policyd.toml");
-    let text = format!(
-        "[server]\nlisten = [\"unix:{}\"]\n{}\n\n[dns]\nnameservers = [\"{}\"]\ntimeout = \"1s\"\nattempts = 1\n\n\
-         [spf]\nauthserv_id = \"mx.e2e.test\"\n{extra}\n",
-        dir.join("policyd.sock").display(),
-        root_ok(),
+    let files = TestFiles::new(dir, "policyd");
+    let sections = format!(
+        "[dns]\nnameservers = [\"{}\"]\ntimeout = \"1s\"\nattempts = 1\n\n[spf]\nauthserv_id = \"mx.e2e.test\"\n{extra}\n",
         dns.nameserver()
     );
-    std::fs::write(&path, text).unwrap();
-    path
+    files.write("", &sections);
+    files.config
 }
 
 impl Policyd {
