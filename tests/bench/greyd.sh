@@ -88,14 +88,16 @@ d, servers = sys.argv[1], sys.argv[2].split()
 def load(s, c):
     p = f"{d}/{s}-{c}.json"
     return json.load(open(p)) if os.path.exists(p) else None
-print(f"{'conns':>5} {'server':>9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}  answers")
+print(f"{'conns':>5} {'server':>9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'new p99':>8} {'rep p99':>8} {'errors':>7}  answers")
 for c in (1, 10, 50):
     for s in servers:
         r = load(s, c)
         if not r:
             print(f"{c:>5} {s:>9}   (no result)"); continue
         ans = " ".join(f"{k}={v}" for k, v in sorted(r["answers"].items()))
-        print(f"{c:>5} {s:>9} {r['requests_per_s']:>9.0f} {r['latency_ms']['p50']:>8.3f} {r['latency_ms']['p99']:>8.3f} {r['errors']:>7}  {ans}")
+        by = r.get("latency_by_class_ms", {})
+        cls = lambda k: f"{by[k]['p99']:>8.3f}" if k in by else f"{'-':>8}"
+        print(f"{c:>5} {s:>9} {r['requests_per_s']:>9.0f} {r['latency_ms']['p50']:>8.3f} {r['latency_ms']['p99']:>8.3f} {cls('new')} {cls('repeat')} {r['errors']:>7}  {ans}")
     g, f, pg, sq = load("greyd", c), load("floor", c), load("postgrey", c), load("sqlgrey", c)
     if g and f and pg and sq:
         print(f"{c:>5}  greyd/postgrey {g['requests_per_s']/pg['requests_per_s']:.1f}x   greyd/sqlgrey {g['requests_per_s']/sq['requests_per_s']:.1f}x   greyd/floor {g['requests_per_s']/f['requests_per_s']:.2f}")

@@ -115,6 +115,9 @@ pub struct Report {
     /// The workload's request classes (`new`/`repeat`, `right`/`wrong`), counted over answers.
     #[serde(default)]
     pub mix: BTreeMap<String, u64>,
+    /// Latency of each request class of `mix`.
+    #[serde(default)]
+    pub latency_by_class_ms: BTreeMap<String, Latency>,
     #[serde(default)]
     pub memory: Option<PidMemory>,
     /// Summed over `--spawn` children, just before they were stopped.
@@ -151,6 +154,14 @@ impl Report {
             errors_by_kind: strings(tally.errors),
             first_errors: tally.first_errors.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
             mix: strings(tally.mix),
+            latency_by_class_ms: tally
+                .class_latencies_us
+                .into_iter()
+                .map(|(class, mut us)| {
+                    us.sort_unstable();
+                    (class.to_owned(), latency(&us))
+                })
+                .collect(),
             memory: None,
             children_memory: tally.children_memory,
             baselines: Vec::new(),
@@ -211,6 +222,9 @@ impl Report {
         let _ = writeln!(s, "answers    {}", shares(&self.answers, self.answered));
         if !self.mix.is_empty() {
             let _ = writeln!(s, "mix        {}", shares(&self.mix, self.mix.values().sum()));
+        }
+        for (class, l) in &self.latency_by_class_ms {
+            let _ = writeln!(s, "latency    {class}: p50 {:.3}  p99 {:.3}  max {:.3} ms", l.p50, l.p99, l.max);
         }
         for (kind, n) in &self.errors_by_kind {
             let first = self.first_errors.get(kind).map_or(String::new(), |m| format!(" (first: {m})"));
@@ -334,8 +348,12 @@ mod tests {
         let mut tally = crate::runner::Tally::default();
         tally.latencies_us = vec![300, 100, 200, 400];
         tally.answers.insert("DUNNO".into(), 4);
+        tally.class_latencies_us.insert("new", vec![400, 300]);
+        tally.class_latencies_us.insert("repeat", vec![200, 100]);
         let mut r = Report::new(meta, Outcome { tally, elapsed: Duration::from_secs(2) });
         assert_eq!((r.answered, r.requests_per_s, r.latency_ms.p50), (4, 2.0, 0.2));
+        assert_eq!((r.latency_by_class_ms["new"].p50, r.latency_by_class_ms["new"].max), (0.3, 0.4));
+        assert_eq!(r.latency_by_class_ms["repeat"].p99, 0.2);
         let base = r.clone();
         r.requests_per_s = 1.0;
         r.compare("floor", Path::new("floor.json"), &base);
@@ -346,5 +364,6 @@ mod tests {
         let text = r.text();
         assert!(text.contains("answers    DUNNO 4 (100.0%)"), "{text}");
         assert!(text.contains("vs floor   0.500x req/s"), "{text}");
+        assert!(text.contains("latency    new: p50 0.300  p99 0.400  max 0.400 ms"), "{text}");
     }
 }

@@ -93,6 +93,8 @@ pub struct Tally {
     pub latencies_us: Vec<u32>,
     pub answers: HashMap<String, u64>,
     pub mix: HashMap<&'static str, u64>,
+    /// Latencies per request class, in microseconds: where a server's tail comes from.
+    pub class_latencies_us: HashMap<&'static str, Vec<u32>>,
     pub errors: HashMap<&'static str, u64>,
     pub first_errors: HashMap<&'static str, String>,
     /// Summed memory of spawned children, read just before they were stopped.
@@ -102,7 +104,8 @@ pub struct Tally {
 
 impl Tally {
     fn answer(&mut self, latency: Duration, answer: Answer) {
-        self.latencies_us.push(u32::try_from(latency.as_micros()).unwrap_or(u32::MAX));
+        let us = u32::try_from(latency.as_micros()).unwrap_or(u32::MAX);
+        self.latencies_us.push(us);
         match self.answers.get_mut(answer.label.as_str()) {
             Some(n) => *n += 1,
             None => {
@@ -111,6 +114,7 @@ impl Tally {
         }
         if !answer.tag.is_empty() {
             *self.mix.entry(answer.tag).or_default() += 1;
+            self.class_latencies_us.entry(answer.tag).or_default().push(us);
         }
     }
 
@@ -126,6 +130,9 @@ impl Tally {
         }
         for (k, v) in other.mix {
             *self.mix.entry(k).or_default() += v;
+        }
+        for (k, v) in other.class_latencies_us {
+            self.class_latencies_us.entry(k).or_default().extend_from_slice(&v);
         }
         for (k, v) in other.errors {
             *self.errors.entry(k).or_default() += v;
@@ -310,6 +317,7 @@ mod tests {
         assert_eq!(out.tally.errors.get("closed"), Some(&30));
         assert_eq!(out.tally.latencies_us.len(), 270);
         assert_eq!(out.tally.mix.get("even"), Some(&(3 * 40)));
+        assert_eq!(out.tally.class_latencies_us.get("even").map(Vec::len), Some(3 * 40));
         // 3 initial connects plus one reconnect after each of the 30 errors (the last
         // request of each connection is the 100th, an error, so no reconnect follows it).
         assert_eq!(connects.load(std::sync::atomic::Ordering::SeqCst), 3 + 27);
