@@ -568,6 +568,49 @@ async fn sqlite_file_survives_reopen() {
     assert_eq!(mode, "wal");
 }
 
+/// A database created before migration 0002 (rowid table keyed client_net first) keeps every
+/// row when a newer greyd opens it, and ends up in the new layout.
+#[tokio::test]
+async fn sqlite_upgrade_keeps_rows_of_the_rowid_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(&dir);
+    // Schema 0001 only, applied by sqlx's migrator from a copy of that one file.
+    let only_first = dir.path().join("migrations");
+    std::fs::create_dir(&only_first).unwrap();
+    let first = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite/0001_init.sql");
+    std::fs::copy(first, only_first.join("0001_init.sql")).unwrap();
+    let options: sqlx::sqlite::SqliteConnectOptions = format!("{url}?mode=rwc").parse().unwrap();
+    let mut conn = sqlx::SqliteConnection::connect_with(&options).await.unwrap();
+    sqlx::migrate::Migrator::new(only_first.as_path()).await.unwrap().run(&mut conn).await.unwrap();
+    for (i, passed_at) in [(1, None), (2, Some(1500_i64)), (3, None)] {
+        sqlx::query(
+            "INSERT INTO greylist (client_net, sender, recipient, first_seen, last_seen, passed_at, attempts, \
+             client_address) VALUES ('192.0.2.0/24', ?, 'r@example.net', 1000, 1600, ?, 2, '192.0.2.9')",
+        )
+        .bind(format!("s{i}@example.org"))
+        .bind(passed_at)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    conn.close().await.unwrap();
+
+    let store = Store::open(&url, &test_options()).await.unwrap();
+    let key = |s: &'static str| Triplet { client_net: "192.0.2.0/24", sender: s, recipient: "r@example.net" };
+    let e = store.get(&key("s2@example.org")).await.unwrap().unwrap();
+    assert_eq!((e.first_seen, e.last_seen, e.passed_at, e.attempts), (1000, 1600, Some(1500), 2));
+    assert_eq!(store.dump().await.unwrap().len(), 3);
+    // New rows go in as before, and purge still finds the waiting ones by the partial index.
+    store.insert_first(&T1, "192.0.2.1", 2000).await.unwrap();
+    assert_eq!(store.purge(2600, 1000, 100_000, 1).await.unwrap(), 2);
+    assert_eq!(store.dump().await.unwrap().len(), 2);
+    store.close().await;
+    let mut conn = AnyConnection::connect(&url).await.unwrap();
+    let ddl: String =
+        sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE name = 'greylist'").fetch_one(&mut conn).await.unwrap();
+    assert!(ddl.contains("WITHOUT ROWID") && ddl.contains("PRIMARY KEY (sender, recipient, client_net)"), "{ddl}");
+}
+
 /// Regression: with checkpoints moved out of commits and only PASSIVE ones, the WAL once grew
 /// to 15 GB for a million inserts. The writer restarts it at 64 MiB; 12,000 single commits
 /// write some 190 MB of WAL frames, and concurrent readers hold snapshots meanwhile.

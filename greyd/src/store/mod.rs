@@ -283,11 +283,11 @@ impl Store {
     }
 
     /// [`Store::record_retry`] for the request path. On SQLite it is written behind: merged
-    /// per triplet and committed within a second (or at [`Store::close`]), since the retry
+    /// per triplet and committed within about a second (or at [`Store::close`]), since the retry
     /// count only feeds `stats` and no answer waits for it. On a server, as `record_retry`.
     pub async fn note_retry(&self, t: &Triplet<'_>, client_address: &str, now: i64) -> Result<(), StoreError> {
         match &self.writer {
-            Some(writer) => writer.note_retry(t.into(), client_address.into(), now).await,
+            Some(writer) => writer.note_retry(t.into(), client_address.into(), now),
             None => self.record_retry(t, client_address, now).await,
         }
     }

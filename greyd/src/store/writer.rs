@@ -10,14 +10,17 @@
 //! operations come from requests in flight at the same moment, so any order is a valid one).
 //!
 //! Early retries ([`Writer::note_retry`]) are not waited for: they only count attempts for
-//! `stats`, never decide an answer. They are merged per triplet and written at most
-//! [`RETRY_FLUSH`] later, or when [`MAX_BATCH`] are waiting, or on close; a killed process
-//! loses at most that second of counts.
+//! `stats`, never decide an answer. Request tasks merge them per triplet into a shared map
+//! under a short lock, without waking the writer (most requests under load are such retries,
+//! and a wake-up of another thread costs more than the request itself). The writer takes the
+//! map every [`RETRY_TICK`] and writes it in chunks of [`MAX_BATCH`] rows, one chunk per turn
+//! between batches of waited-for writes, and all of it on close; a killed process loses about
+//! a second of counts.
 //!
 //! Checkpoints run beside the writer (`checkpoint.rs`).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
@@ -35,14 +38,12 @@ use super::{Backend, StoreError};
 /// Most operations taken into one batch.
 pub(super) const MAX_BATCH: usize = 256;
 
-/// Early retries wait at most this long to be written.
-const RETRY_FLUSH: Duration = Duration::from_secs(1);
+/// How often the writer takes the early retries noted meanwhile.
+const RETRY_TICK: Duration = Duration::from_millis(500);
 
 enum Job {
     /// A write the caller waits for.
     Write { op: WriteOp, reply: oneshot::Sender<Result<WriteOutcome, StoreError>> },
-    /// An early retry, written behind.
-    Retry { key: OwnedKey, client_address: String, now: i64 },
     /// Write what is pending, then answer.
     Flush(oneshot::Sender<()>),
 }
@@ -53,6 +54,33 @@ pub(super) struct Writer {
     tx: mpsc::Sender<Job>,
     /// The writer's own one-connection pool.
     pool: AnyPool,
+    retries: Arc<Retries>,
+}
+
+/// Early retries noted and not yet taken by the writer, merged per triplet.
+#[derive(Debug, Default)]
+struct Retries(Mutex<HashMap<OwnedKey, PendingRetry>>);
+
+impl Retries {
+    fn note(&self, key: OwnedKey, client_address: String, now: i64) {
+        let Ok(mut pending) = self.0.lock() else { return };
+        match pending.get_mut(&key) {
+            Some(entry) => {
+                entry.count += 1;
+                if now >= entry.now {
+                    entry.now = now;
+                    entry.client_address = client_address;
+                }
+            }
+            None => {
+                pending.insert(key.clone(), PendingRetry { key, client_address, now, count: 1 });
+            }
+        }
+    }
+
+    fn take(&self) -> Vec<PendingRetry> {
+        self.0.lock().map(|mut pending| std::mem::take(&mut *pending).into_values().collect()).unwrap_or_default()
+    }
 }
 
 impl Writer {
@@ -62,7 +90,8 @@ impl Writer {
     pub(super) fn spawn(pool: AnyPool, readers: AnyPool, sql: &'static Sql, redactor: Arc<Redactor>) -> Writer {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
         let wal = Arc::new(WalState::default());
-        let writing = run(Session { pool: pool.clone(), held: None }, sql, redactor, rx, wal.clone());
+        let retries = Arc::new(Retries::default());
+        let writing = run(Session { pool: pool.clone(), held: None }, sql, redactor, rx, retries.clone(), wal.clone());
         let task = async move {
             let checkpoints = tokio::spawn(checkpoint::checkpointer(readers, wal));
             writing.await;
@@ -80,7 +109,7 @@ impl Writer {
                 tokio::spawn(task);
             }
         }
-        Writer { tx, pool }
+        Writer { tx, pool, retries }
     }
 
     /// Queues one operation and waits for its commit.
@@ -90,9 +119,13 @@ impl Writer {
         answer.await.map_err(|_| stopped())?
     }
 
-    /// Queues an early retry; returns once it is queued, not written.
-    pub(super) async fn note_retry(&self, key: OwnedKey, client_address: String, now: i64) -> Result<(), StoreError> {
-        self.tx.send(Job::Retry { key, client_address, now }).await.map_err(|_| stopped())
+    /// Notes an early retry; it is written within about a second, not before this returns.
+    pub(super) fn note_retry(&self, key: OwnedKey, client_address: String, now: i64) -> Result<(), StoreError> {
+        if self.tx.is_closed() {
+            return Err(stopped());
+        }
+        self.retries.note(key, client_address, now);
+        Ok(())
     }
 
     /// Writes pending retries, then closes the writer's connection; later writes fail.
@@ -139,38 +172,24 @@ async fn run(
     sql: &'static Sql,
     redactor: Arc<Redactor>,
     mut rx: mpsc::Receiver<Job>,
+    retries: Arc<Retries>,
     wal: Arc<WalState>,
 ) {
     let mut batch: Vec<(WriteOp, oneshot::Sender<Result<WriteOutcome, StoreError>>)> = Vec::new();
-    let mut pending: HashMap<OwnedKey, PendingRetry> = HashMap::new();
-    let mut pending_since = Instant::now();
+    // Retries taken from `retries`, written one chunk per turn.
+    let mut due: Vec<PendingRetry> = Vec::new();
+    let mut next_take = Instant::now() + RETRY_TICK;
     let mut flushed: Vec<oneshot::Sender<()>> = Vec::new();
     loop {
-        let next = if pending.is_empty() {
-            rx.recv().await
+        let next = if due.is_empty() {
+            tokio::time::timeout_at(next_take, rx.recv()).await.unwrap_or(None)
         } else {
-            tokio::time::timeout_at(pending_since + RETRY_FLUSH, rx.recv()).await.unwrap_or(None)
+            rx.try_recv().ok()
         };
         let closed = next.is_none() && rx.is_closed();
         for job in next.into_iter().chain(std::iter::from_fn(|| rx.try_recv().ok())).take(MAX_BATCH) {
             match job {
                 Job::Write { op, reply } => batch.push((op, reply)),
-                Job::Retry { key, client_address, now } => {
-                    if pending.is_empty() {
-                        pending_since = Instant::now();
-                    }
-                    let entry = pending.entry(key.clone()).or_insert_with(|| PendingRetry {
-                        key,
-                        client_address: String::new(),
-                        now,
-                        count: 0,
-                    });
-                    entry.count += 1;
-                    if now >= entry.now {
-                        entry.now = now;
-                        entry.client_address = client_address;
-                    }
-                }
                 Job::Flush(done) => flushed.push(done),
             }
         }
@@ -195,11 +214,19 @@ async fn run(
                 }
             }
         }
-        // Due retries go out one chunk per turn, between batches of waited-for writes.
+        // Due retries go out one chunk per turn, between batches of waited-for writes; all of
+        // them when the store closes. A take waits until the previous one is written, so a
+        // chunk never holds one triplet twice.
         let all = closed || !flushed.is_empty();
-        while !pending.is_empty() && (all || pending_since.elapsed() >= RETRY_FLUSH) {
-            let keys: Vec<OwnedKey> = pending.keys().take(MAX_BATCH).cloned().collect();
-            let rows: Vec<PendingRetry> = keys.iter().filter_map(|k| pending.remove(k)).collect();
+        loop {
+            if due.is_empty() && (all || Instant::now() >= next_take) {
+                due = retries.take();
+                next_take = Instant::now() + RETRY_TICK;
+            }
+            if due.is_empty() {
+                break;
+            }
+            let rows: Vec<PendingRetry> = due.drain(due.len().saturating_sub(MAX_BATCH)..).collect();
             let written = match session.conn().await {
                 Ok(conn) => group::write_retries(conn, &rows).await,
                 Err(e) => Err(e),
