@@ -3,12 +3,14 @@
 //!
 //! Code anywhere in the daemons records through the `metrics` facade macros
 //! (`metrics::counter!`, `metrics::histogram!`); with the endpoint off no recorder is
-//! installed and those calls cost a branch. The exposition format is the
+//! installed. The macros still build their labels then, so per-request paths ask
+//! [`enabled`] first. The exposition format is the
 //! `metrics-exporter-prometheus` crate's; the HTTP side is this small responder (one GET
 //! per connection, no keep-alive), so no HTTP stack is linked. The address is loopback in
 //! every example: the figures say how much mail a host handles and who is refused.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -25,17 +27,28 @@ const MAX_SCRAPES: usize = 16;
 /// The longest request head read (the request line and headers of a scrape are small).
 const MAX_REQUEST: usize = 8192;
 
+/// Set once the recorder is installed.
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Whether a recorder is installed: without one, recording is skipped altogether (the label
+/// strings a per-request counter builds cost more than the rest of a cached answer's bookkeeping).
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
 /// Installs the process-wide recorder. Once per process: a reload that changes the address
 /// needs a restart (the log says so), the recorded figures survive reloads.
 ///
 /// # Errors
 /// A recorder is already installed.
 pub fn install() -> Result<PrometheusHandle, String> {
-    PrometheusBuilder::new()
+    let handle = PrometheusBuilder::new()
         .set_buckets(&BUCKETS)
         .map_err(|e| e.to_string())?
         .install_recorder()
-        .map_err(|e| format!("cannot install the metrics recorder: {e}"))
+        .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
+    ENABLED.store(true, Ordering::Relaxed);
+    Ok(handle)
 }
 
 /// Binds the endpoint.

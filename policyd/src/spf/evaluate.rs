@@ -55,7 +55,18 @@ pub struct Evaluation {
 impl Evaluation {
     /// The same result for another sender of the same domain (a domain-keyed cache hit).
     fn for_sender(&self, sender: &Sender) -> Evaluation {
-        Evaluation { sender: sender.to_string(), domain: sender.domain().to_string(), ..self.clone() }
+        // Field by field: `..self.clone()` would copy the two strings replaced here.
+        Evaluation {
+            identity: self.identity,
+            domain: sender.domain().to_string(),
+            sender: sender.to_string(),
+            outcome: self.outcome,
+            explanation: self.explanation.clone(),
+            mechanism: self.mechanism.clone(),
+            problem: self.problem.clone(),
+            no_mail: self.no_mail,
+            trace: self.trace.clone(),
+        }
     }
 
     /// The same result reported for another identity (the null sender reuses HELO's).
@@ -134,20 +145,13 @@ impl Evaluator {
         if trace {
             return (Arc::new(self.run(ip, identity, sender, helo, deadline, true).await.0), false);
         }
-        let domain_key = Key::Domain(ip, identity, sender.domain().to_string().to_ascii_lowercase());
-        let full_key = Key::Full(
-            ip,
-            identity,
-            sender.to_string().to_ascii_lowercase(),
-            helo.map(|h| h.to_string().to_ascii_lowercase()).unwrap_or_default(),
-        );
-        if let Some(cache) = &self.cache {
-            if let Some(hit) = cache.get(&domain_key) {
-                return (Arc::new(hit.for_sender(sender)), true);
-            }
-            if let Some(hit) = cache.get(&full_key) {
-                return (hit, true);
-            }
+        let domain_key = Key::Domain(ip, identity, lowercase(sender.domain()));
+        if let Some(hit) = self.cache.as_ref().and_then(|c| c.get(&domain_key)) {
+            return (Arc::new(hit.for_sender(sender)), true);
+        }
+        let full_key = Key::Full(ip, identity, lowercase(sender), helo.map(lowercase).unwrap_or_default());
+        if let Some(hit) = self.cache.as_ref().and_then(|c| c.get(&full_key)) {
+            return (hit, true);
         }
         // The result goes into the cache inside the shared run, before the in-flight entry is
         // removed, so no request can fall between the two and evaluate again.
@@ -307,4 +311,11 @@ fn skipped(identity: Identity, domain: &str, why: &str) -> Evaluation {
 /// RFC 7208 §6.2: an explanation used in a reply must be ASCII; anything else is dropped.
 fn ascii(text: &str) -> String {
     text.chars().filter(|c| c.is_ascii_graphic() || *c == ' ').collect::<String>().trim().to_owned()
+}
+
+/// `value` displayed and ASCII-lower-cased, in one allocation (cache keys, per request).
+fn lowercase(value: impl std::fmt::Display) -> String {
+    let mut s = value.to_string();
+    s.make_ascii_lowercase();
+    s
 }

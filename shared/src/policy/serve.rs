@@ -12,6 +12,7 @@
 //! connections that stay open for Postfix's whole `max_ttl`.
 
 use std::future::Future;
+use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -144,13 +145,14 @@ pub async fn serve_policy<S, R, W>(
         let decision = current.decide(&request).await;
         // Counted before the answer leaves, so a scrape after the answer sees it.
         let elapsed = started.elapsed();
-        metrics::counter!("postward_policy_requests_total", "action" => decision.action.verb(), "reason" => decision.reason.clone())
-            .increment(1);
-        metrics::histogram!("postward_policy_request_duration_seconds").record(elapsed.as_secs_f64());
+        if crate::metrics::enabled() {
+            metrics::counter!("postward_policy_requests_total", "action" => decision.action.verb(), "reason" => decision.reason.clone())
+                .increment(1);
+            metrics::histogram!("postward_policy_request_duration_seconds").record(elapsed.as_secs_f64());
+        }
         out.clear();
-        out.extend_from_slice(b"action=");
-        out.extend_from_slice(decision.action.to_string().as_bytes());
-        out.extend_from_slice(b"\n\n");
+        // Writing into a Vec cannot fail.
+        let _ = write!(out, "action={}\n\n", decision.action);
         if let Err(err) = async {
             writer.write_all(&out).await?;
             writer.flush().await
