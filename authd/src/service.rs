@@ -455,7 +455,9 @@ fn log(at: &Attempt, outcome: &Outcome, took: Duration) {
             f.kind()
         }
     };
-    metrics::counter!("postward_auth_attempts_total", "mechanism" => at.mech.to_string(), "result" => result)
-        .increment(1);
-    metrics::histogram!("postward_auth_duration_seconds").record(took.as_secs_f64());
+    if shared::metrics::enabled() {
+        metrics::counter!("postward_auth_attempts_total", "mechanism" => at.mech.to_string(), "result" => result)
+            .increment(1);
+        metrics::histogram!("postward_auth_duration_seconds").record(took.as_secs_f64());
+    }
 }

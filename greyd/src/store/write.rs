@@ -63,10 +63,7 @@ pub(super) fn apply<'a>(
             WriteOp::InsertFirst { key, client_address, now } => {
                 // Two rounds: should the row we ran into be purged before we read it, insert again.
                 for _ in 0..2 {
-                    let inserted = sqlx::query(sql.insert_first)
-                        .bind(&key.client_net)
-                        .bind(&key.sender)
-                        .bind(&key.recipient)
+                    let inserted = bind_key(sqlx::query(sql.insert_first), key)
                         .bind(now)
                         .bind(now)
                         .bind(client_address)
@@ -85,32 +82,15 @@ pub(super) fn apply<'a>(
                 Ok(WriteOutcome::Entry(None))
             }
             WriteOp::RecordRetry { key, client_address, now } => {
-                sqlx::query(sql.record_retry)
-                    .bind(now)
-                    .bind(client_address)
-                    .bind(&key.client_net)
-                    .bind(&key.sender)
-                    .bind(&key.recipient)
-                    .execute(&mut *conn)
-                    .await?;
+                bind_key(sqlx::query(sql.record_retry).bind(now).bind(client_address), key).execute(&mut *conn).await?;
                 Ok(WriteOutcome::Done)
             }
             WriteOp::RecordPass { key, now } => {
-                sqlx::query(sql.record_pass)
-                    .bind(now)
-                    .bind(now)
-                    .bind(&key.client_net)
-                    .bind(&key.sender)
-                    .bind(&key.recipient)
-                    .execute(&mut *conn)
-                    .await?;
+                bind_key(sqlx::query(sql.record_pass).bind(now).bind(now), key).execute(&mut *conn).await?;
                 Ok(WriteOutcome::Done)
             }
             WriteOp::Restart { key, client_address, now } => {
-                sqlx::query(sql.restart)
-                    .bind(&key.client_net)
-                    .bind(&key.sender)
-                    .bind(&key.recipient)
+                bind_key(sqlx::query(sql.restart), key)
                     .bind(now)
                     .bind(now)
                     .bind(client_address)
@@ -148,4 +128,13 @@ pub(super) fn apply<'a>(
             }
         }
     })
+}
+
+/// A statement under construction on the `Any` driver.
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, <sqlx::Any as sqlx::Database>::Arguments>;
+
+/// Binds a triplet's key in the order every statement names its columns: client_net, sender,
+/// recipient.
+fn bind_key<'q>(query: AnyQuery<'q>, key: &'q OwnedKey) -> AnyQuery<'q> {
+    query.bind(&key.client_net).bind(&key.sender).bind(&key.recipient)
 }
