@@ -192,7 +192,13 @@ pub async fn run<D: Driver>(mut drivers: Vec<D>, plan: Plan) -> Result<Outcome, 
             Err(e) => total.error(Failure::new("panic", e)),
         }
     }
-    let elapsed = total.last_done.map_or(Duration::ZERO, |t| t.saturating_duration_since(measure_start));
+    // A timed run lasts at least its duration: a connection stops at its first look past the
+    // end, so its last answer may have come a moment before it.
+    let end = match plan.stop {
+        Stop::Duration(d) if total.last_done.is_some() => Some(measure_start + d),
+        _ => None,
+    };
+    let elapsed = total.last_done.max(end).map_or(Duration::ZERO, |t| t.saturating_duration_since(measure_start));
     Ok(Outcome { tally: total, elapsed })
 }
 
