@@ -177,6 +177,9 @@ fn expired(now: i64, e: &Entry, policy: &Policy) -> bool {
 }
 
 /// Phase 2.
+///
+/// For a triplet that is not stored, SQLite's writer applies the same rule inside its insert
+/// (`store::FirstRule`): keep the two in step.
 pub fn decide(now: i64, facts: &StoredFacts, policy: &Policy) -> (Verdict, Update) {
     if policy.awl_client_passes > 0 && facts.client_passes >= policy.awl_client_passes {
         return (Verdict::AwlClient, Update::None);

@@ -20,7 +20,7 @@ use crate::cache::HotCache;
 use crate::config::{Config, render_reply, store_error_action};
 use crate::greylist::{self, Policy, RequestFacts, Skip, StoredFacts, Update, Verdict};
 use crate::pool::SpfPool;
-use crate::store::{Entry, Store, StoreError, StoreOptions, Triplet as Key};
+use crate::store::{Attempt, Entry, FirstRule, Found, Lookup, Store, StoreError, StoreOptions, Triplet as Key};
 use crate::triplet::{NULL_SENDER, Normalizer, Triplet, sender_domain};
 use crate::whitelist::Whitelists;
 
@@ -36,6 +36,8 @@ pub struct Service {
     pool: Option<SpfPool>,
     on_store_error: Action,
     outage: Arc<Outage>,
+    /// When the store may insert a first attempt while it looks the triplet up.
+    first_rule: FirstRule,
     hostname: String,
     _purge: AbortOnDrop,
 }
@@ -105,6 +107,12 @@ impl Service {
             store,
             pool,
             outage,
+            // `decide` for a triplet that is not stored: auto-whitelisted client, then domain,
+            // then a sender-pool partner, else a first attempt (see its tests).
+            first_rule: FirstRule {
+                awl_client_passes: policy.awl_client_passes,
+                awl_domains: g.auto_whitelist_domains,
+            },
             hostname: crate::header::hostname(),
             policy,
             config,
@@ -176,22 +184,36 @@ impl Service {
         let key = Key { client_net: &t.client_net, sender: &t.sender, recipient: &t.recipient };
         let domain = sender_domain(&req.sender);
         // A triplet this host has seen is decided from memory (see `cache`); otherwise one
-        // round trip reads the row and both auto-whitelists.
+        // round trip reads the row and both auto-whitelists, and on SQLite also inserts a first
+        // attempt when `first_rule` says so.
         let cached = self.cache.entry(t);
         let from_cache = cached.is_some();
+        let mut inserted = None;
         let mut facts = match cached {
             Some(entry) => StoredFacts { entry: Some(entry), ..StoredFacts::default() },
             None => {
-                let found = store.lookup(&key, &client_key, &domain, now, self.policy.max_age).await?;
-                StoredFacts {
-                    entry: found.entry,
-                    client_passes: if self.policy.awl_client_passes > 0 { found.client_passes } else { 0 },
-                    domain_whitelisted: self.config.greylist.auto_whitelist_domains && found.domain_whitelisted,
-                    pool_partner: None,
+                let pools = self.pool.is_some() && t.sender != NULL_SENDER;
+                let attempt = Attempt {
+                    client: &client_key,
+                    domain: &domain,
+                    now,
+                    max_age: self.policy.max_age,
+                    pool_cutoff: pools.then(|| now - self.policy.delay),
+                };
+                match store.lookup_or_insert(&key, &attempt, &self.first_rule).await? {
+                    Found::Looked(found) => {
+                        stored_facts(found, &self.policy, self.config.greylist.auto_whitelist_domains)
+                    }
+                    Found::Inserted(stored) => {
+                        inserted = Some(stored);
+                        StoredFacts::default()
+                    }
                 }
             }
         };
+        // The writer inserts only when no pool candidate exists, so there is no partner.
         if let Some(pool) = &self.pool
+            && inserted.is_none()
             && t.sender != NULL_SENDER
             && greylist::needs_pool(now, facts.entry.as_ref(), &self.policy)
         {
@@ -209,7 +231,10 @@ impl Service {
         let (mut verdict, mut update) = greylist::decide(now, &facts, &self.policy);
         let mut entry = facts.entry.clone();
         if update == Update::InsertFirst {
-            let stored = store.insert_first(&key, &client_key, now).await?;
+            let stored = match inserted {
+                Some(stored) => stored,
+                None => store.insert_first(&key, &client_key, now).await?,
+            };
             update = Update::None;
             if stored.first_seen != now {
                 // Another MX inserted the same triplet a moment earlier: decide on its row.
@@ -301,6 +326,16 @@ impl Service {
             _ => {}
         }
         d
+    }
+}
+
+/// What a lookup gives [`greylist::decide`], with the auto-whitelists that are off left out.
+fn stored_facts(found: Lookup, policy: &Policy, domains: bool) -> StoredFacts {
+    StoredFacts {
+        entry: found.entry,
+        client_passes: if policy.awl_client_passes > 0 { found.client_passes } else { 0 },
+        domain_whitelisted: domains && found.domain_whitelisted,
+        pool_partner: None,
     }
 }
 

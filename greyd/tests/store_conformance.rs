@@ -18,7 +18,9 @@ use std::process::Stdio;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use greyd::store::{Backend, DumpRow, Entry, Stats, Store, StoreError, StoreOptions, Triplet};
+use greyd::store::{
+    Attempt, Backend, DumpRow, Entry, FirstRule, Found, Lookup, Stats, Store, StoreError, StoreOptions, Triplet,
+};
 use sqlx::{AnyConnection, AssertSqlSafe, Connection};
 use tokio::io::AsyncBufReadExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -170,6 +172,8 @@ conformance!(
     concurrent_first_attempts,
     restart_starts_over,
     lookup_reads_everything_in_one_query,
+    lookup_or_insert_follows_the_rule,
+    concurrent_lookups_insert_once,
     record_pass_sets_passed_at_once,
     pool_candidates_filter,
     count_client_pass_once_per_interval,
@@ -326,6 +330,132 @@ async fn lookup_reads_everything_in_one_query(db: TestDb) {
     assert!(!later.domain_whitelisted);
     assert_eq!(later.client_passes, 0);
     assert!(later.entry.is_some());
+}
+
+fn attempt(client: &str, now: i64, pool_cutoff: Option<i64>) -> Attempt<'_> {
+    Attempt { client, domain: "example.org", now, max_age: 100, pool_cutoff }
+}
+
+/// What `lookup_or_insert` did with a triplet that is not stored: on SQLite, inserted (true) or
+/// only read; a server always only reads. Checks the row is stored exactly when inserted.
+async fn first_inserted(store: &Store, key: &Triplet<'_>, attempt: &Attempt<'_>, rule: FirstRule) -> (bool, Lookup) {
+    let found = store.lookup_or_insert(key, attempt, &rule).await.unwrap();
+    let stored = store.get(key).await.unwrap();
+    match found {
+        Found::Inserted(entry) => {
+            assert_eq!(entry, Entry::first(attempt.now, attempt.client));
+            assert_eq!(stored, Some(entry));
+            assert_eq!(store.backend(), Backend::Sqlite, "only SQLite's writer inserts");
+            (true, Lookup::default())
+        }
+        Found::Looked(lookup) => {
+            assert_eq!(stored, None, "read only, yet stored");
+            (false, lookup)
+        }
+    }
+}
+
+/// SQLite's writer inserts an absent triplet in the lookup's turn unless the rule finds its
+/// client or sender domain auto-whitelisted or a sender-pool candidate exists; a server only
+/// reads. Each guard is checked both ways.
+async fn lookup_or_insert_follows_the_rule(db: TestDb) {
+    let store = db.open().await;
+    let sqlite = db.backend == Backend::Sqlite;
+    let plain = FirstRule::default();
+    let key = |i: u32| format!("s{i}@example.org");
+    let net = "192.0.2.0/24";
+
+    let (inserted, read) = first_inserted(&store, &T1, &attempt("192.0.2.1", 1000, None), plain).await;
+    assert_eq!((inserted, read), (sqlite, Lookup::default()));
+    if !sqlite {
+        store.insert_first(&T1, "192.0.2.1", 1000).await.unwrap();
+    }
+    // A stored triplet is only read.
+    let again = store.lookup_or_insert(&T1, &attempt("192.0.2.2", 1010, None), &plain).await.unwrap();
+    let Found::Looked(found) = again else { panic!("a stored triplet was inserted again: {again:?}") };
+    assert_eq!(found.entry, Some(Entry::first(1000, "192.0.2.1")));
+
+    // Client auto-whitelist: two counted passes.
+    store.count_client_pass("192.0.2.7", 1000, 3600).await.unwrap();
+    store.count_client_pass("192.0.2.7", 9000, 3600).await.unwrap();
+    let at = attempt("192.0.2.7", 9100, None);
+    let awl = |n| FirstRule { awl_client_passes: n, awl_domains: false };
+    let s1 = key(1);
+    let (inserted, read) = first_inserted(&store, &t(net, &s1, "r@example.net"), &at, awl(2)).await;
+    assert!(!inserted && read.client_passes == 2, "whitelisted client: {read:?}");
+    for (i, rule) in [(2, awl(3)), (3, awl(0))] {
+        let s = key(i);
+        let (inserted, _) = first_inserted(&store, &t(net, &s, "r@example.net"), &at, rule).await;
+        assert_eq!(inserted, sqlite, "{rule:?}");
+    }
+
+    // Domain auto-whitelist: example.org promoted for 198.51.100.0/24, last seen at 1000.
+    let dnet = "198.51.100.0/24";
+    store.note_domain_pass("example.org", dnet, "a@example.org", 1000).await.unwrap();
+    store.note_domain_pass("example.org", dnet, "b@example.org", 1000).await.unwrap();
+    let domains = FirstRule { awl_client_passes: 0, awl_domains: true };
+    let s4 = key(4);
+    let (inserted, read) =
+        first_inserted(&store, &t(dnet, &s4, "r@example.net"), &attempt("198.51.100.1", 1050, None), domains).await;
+    assert!(!inserted && read.domain_whitelisted, "whitelisted domain: {read:?}");
+    // Off, or the promotion older than max_age (100 s): a first attempt.
+    for (i, rule, now) in [(5, plain, 1050), (6, domains, 1101)] {
+        let s = key(i);
+        let (inserted, _) =
+            first_inserted(&store, &t(dnet, &s, "r@example.net"), &attempt("198.51.100.1", now, None), rule).await;
+        assert_eq!(inserted, sqlite, "{rule:?} at {now}");
+    }
+
+    // Sender pools: T1's sender and recipient from another network, first seen at 1000.
+    let other = t("203.0.113.0/24", T1.sender, T1.recipient);
+    for cutoff in [Some(1000), Some(5000)] {
+        let (inserted, read) = first_inserted(&store, &other, &attempt("203.0.113.9", 9000, cutoff), plain).await;
+        assert!(!inserted && read.entry.is_none(), "pool candidate at {cutoff:?}");
+    }
+    // First seen after the cutoff: no candidate yet, so the attempt is an ordinary first one.
+    let (inserted, _) = first_inserted(&store, &other, &attempt("203.0.113.9", 9000, Some(999)), plain).await;
+    assert_eq!(inserted, sqlite);
+}
+
+/// 200 lookups at once, two for each of 100 new triplets: on SQLite each is stored once, and
+/// both callers get the stored row.
+async fn concurrent_lookups_insert_once(db: TestDb) {
+    let store = db.open().await;
+    let rule = FirstRule::default();
+    let mut calls = Vec::new();
+    for i in 0..100_i64 {
+        for k in 0..2 {
+            let store = store.clone();
+            calls.push(tokio::spawn(async move {
+                let sender = format!("s{i}@example.org");
+                let key = t("192.0.2.0/24", &sender, "r@example.net");
+                let client = format!("192.0.2.{k}");
+                store.lookup_or_insert(&key, &attempt(&client, 1000 + i, None), &rule).await.unwrap()
+            }));
+        }
+    }
+    let mut answers = Vec::new();
+    for call in calls {
+        answers.push(call.await.unwrap());
+    }
+    let rows = store.dump().await.unwrap();
+    if db.backend != Backend::Sqlite {
+        assert!(answers.iter().all(|a| *a == Found::Looked(Lookup::default())));
+        assert!(rows.is_empty());
+        return;
+    }
+    assert_eq!(rows.len(), 100);
+    for (i, pair) in (0_i64..).zip(answers.chunks(2)) {
+        // In one turn, both are told of the insert; in two, the later one reads the row.
+        let row = |found: &Found| match found {
+            Found::Inserted(entry) => Some(entry.clone()),
+            Found::Looked(lookup) => lookup.entry.clone(),
+        };
+        assert!(pair.iter().any(|f| matches!(f, Found::Inserted(_))), "triplet {i} not inserted: {pair:?}");
+        let (a, b) = (row(&pair[0]), row(&pair[1]));
+        assert_eq!(a, b, "both callers see the one stored row");
+        assert_eq!(a.map(|e| (e.first_seen, e.attempts)), Some((1000 + i, 0)));
+    }
 }
 
 async fn restart_starts_over(db: TestDb) {
@@ -568,10 +698,11 @@ async fn sqlite_file_survives_reopen() {
     assert_eq!(mode, "wal");
 }
 
-/// A database created before migration 0002 (rowid table keyed client_net first) keeps every
-/// row when a newer greyd opens it, and ends up in the new layout.
+/// A database created at schema 0001 (rowid table keyed client_net first) keeps every row when
+/// a newer greyd opens it, through 0002 (no rowid) and 0003 (rowid again, in first_seen order),
+/// and ends up in the current layout.
 #[tokio::test]
-async fn sqlite_upgrade_keeps_rows_of_the_rowid_layout() {
+async fn sqlite_upgrade_keeps_rows_of_older_layouts() {
     let dir = tempfile::tempdir().unwrap();
     let url = sqlite_url(&dir);
     // Schema 0001 only, applied by sqlx's migrator from a copy of that one file.
@@ -606,14 +737,26 @@ async fn sqlite_upgrade_keeps_rows_of_the_rowid_layout() {
     assert_eq!(store.dump().await.unwrap().len(), 2);
     store.close().await;
     let mut conn = AnyConnection::connect(&url).await.unwrap();
-    let ddl: String =
-        sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE name = 'greylist'").fetch_one(&mut conn).await.unwrap();
-    assert!(ddl.contains("WITHOUT ROWID") && ddl.contains("PRIMARY KEY (sender, recipient, client_net)"), "{ddl}");
+    let ddl: Vec<String> =
+        sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE tbl_name = 'greylist' ORDER BY name")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(ddl.len(), 4, "{ddl:?}");
+    assert!(ddl.iter().all(|sql| !sql.contains("WITHOUT ROWID") && !sql.contains("PRIMARY KEY")), "{ddl:?}");
+    assert!(
+        ddl.iter().any(|sql| sql.contains("UNIQUE INDEX greylist_key ON greylist (sender, recipient, client_net)"))
+    );
+    // Rows copied in first_seen order, new ones after them.
+    let order: Vec<i64> =
+        sqlx::query_scalar("SELECT first_seen FROM greylist ORDER BY rowid").fetch_all(&mut conn).await.unwrap();
+    assert_eq!(order, [1000, 2000]);
 }
 
 /// Regression: with checkpoints moved out of commits and only PASSIVE ones, the WAL once grew
-/// to 15 GB for a million inserts. The writer restarts it at 64 MiB; 12,000 single commits
-/// write some 190 MB of WAL frames, and concurrent readers hold snapshots meanwhile.
+/// to 15 GB for a million inserts. The writer restarts it at 48 MiB, below the 64 MiB size
+/// limit; 12,000 single commits write well over that, and concurrent readers hold snapshots
+/// meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_wal_stays_bounded_under_single_commits() {
     let dir = tempfile::tempdir().unwrap();

@@ -139,6 +139,46 @@ async fn greylist_cycle_with_one_header_per_message() {
     assert!(bob["passed_at"].is_i64() && bob["attempts"] == 1, "{bob}");
 }
 
+/// Auto-whitelists read from the store, with an empty cache (after a reload): a new triplet of
+/// a whitelisted client or sender domain passes and is not stored, while an unknown client's is
+/// deferred and stored. On SQLite the writer decides in the lookup's turn whether to insert.
+#[tokio::test]
+async fn auto_whitelists_from_the_store_keep_new_triplets_out() {
+    let g = Greyd::start(
+        "[greylist]\ndelay = \"1s\"\nauto_whitelist_clients = 1\nauto_whitelist_domains = true\n\
+         [sender_pools]\nspf = false\n",
+    )
+    .await;
+    let mut c = g.client().await;
+    // (client, sender): one client for the client list, two senders of one domain from two
+    // addresses of one network for the domain list (letters: digits in senders fold away).
+    let firsts =
+        [("192.0.2.7", "a@example.org"), ("198.51.100.7", "alice@example.com"), ("198.51.100.8", "bob@example.com")];
+    for (ip, sender) in firsts {
+        assert!(ask(&mut c, ip, sender, "r@example.net", "m1").await.starts_with(DEFER), "{ip} {sender}");
+    }
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    for (ip, sender) in firsts {
+        assert_eq!(ask(&mut c, ip, sender, "r@example.net", "m2").await, "DUNNO", "{ip} {sender}");
+    }
+    // A reload starts with an empty cache, so what follows is decided from the store.
+    g.daemon().signal(Sig::SIGHUP);
+    g.daemon().wait_for_log("configuration reloaded", T).await;
+    let mut c = g.client().await;
+    assert_eq!(ask(&mut c, "192.0.2.7", "b@other.example", "q@example.net", "m3").await, "DUNNO");
+    g.daemon().wait_for_log("reason=awl-client", T).await;
+    assert_eq!(ask(&mut c, "198.51.100.9", "carol@example.com", "q@example.net", "m4").await, "DUNNO");
+    g.daemon().wait_for_log("reason=awl-domain", T).await;
+    assert!(ask(&mut c, "203.0.113.5", "b@other.example", "q@example.net", "m5").await.starts_with(DEFER));
+    let rows = g.dump();
+    let senders: Vec<&str> = rows.iter().filter_map(|r| r["sender"].as_str()).collect();
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    assert!(!senders.contains(&"carol@example.com"), "{rows:?}");
+    let stored_new: Vec<_> = rows.iter().filter(|r| r["sender"] == "b@other.example").collect();
+    assert_eq!(stored_new.len(), 1, "{rows:?}");
+    assert_eq!(stored_new[0]["client_net"], "203.0.113.0/24", "{rows:?}");
+}
+
 #[tokio::test]
 async fn skip_rules_and_whitelists_touch_no_database() {
     let g = Greyd::start("").await;

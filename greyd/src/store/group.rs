@@ -3,12 +3,8 @@
 
 use sqlx::AnyConnection;
 
-use super::sql::Sql;
-use super::write::{OwnedKey, WriteOp, WriteOutcome};
-use super::{Entry, fetch_entry};
-
-/// One slot per operation of a batch; `None` until it is applied.
-pub(super) type Results = [Option<Result<WriteOutcome, sqlx::Error>>];
+use super::write::OwnedKey;
+use super::{FirstRule, Lookup};
 
 /// Early retries of one triplet, waiting to be written.
 #[derive(Debug, Clone)]
@@ -29,54 +25,135 @@ fn padded<T>(rows: &[T]) -> impl Iterator<Item = &T> {
     (0..len).filter_map(move |i| rows.get(i).or(rows.last()))
 }
 
-/// Every first attempt of the batch in one `INSERT … ON CONFLICT DO NOTHING RETURNING`. A row
-/// that was not inserted (a second request for the same new triplet, or a row already there)
-/// is read back, as [`super::write::apply`] does. Fills the slots of the `InsertFirst` ops when
-/// there are at least two.
-pub(super) async fn insert_firsts(
-    conn: &mut AnyConnection,
-    sql: &'static Sql,
-    ops: &[WriteOp],
-    results: &mut Results,
-) -> Result<(), sqlx::Error> {
-    let firsts: Vec<(usize, &OwnedKey, &String, i64)> = ops
-        .iter()
-        .enumerate()
-        .filter_map(|(i, op)| match op {
-            WriteOp::InsertFirst { key, client_address, now } => Some((i, key, client_address, *now)),
-            _ => None,
-        })
-        .collect();
-    if firsts.len() < 2 {
-        return Ok(());
+/// A first attempt for [`insert_firsts`]: an `InsertFirst` write, or a lookup that may insert.
+pub(super) struct First<'a> {
+    pub key: &'a OwnedKey,
+    pub client_address: &'a str,
+    pub now: i64,
+    /// A lookup's: insert only where its rule allows. `None`: insert unless the row exists.
+    pub guard: Option<Guard<'a>>,
+}
+
+/// What a lookup's insert is conditional on (see `FirstRule`).
+pub(super) struct Guard<'a> {
+    pub rule: FirstRule,
+    pub domain: &'a str,
+    pub domain_cutoff: i64,
+    pub pool_cutoff: Option<i64>,
+}
+
+/// Every first attempt of the batch in one `INSERT … SELECT … ON CONFLICT DO NOTHING
+/// RETURNING`. A guarded row is left out where its client or sender domain is auto-whitelisted
+/// or a sender-pool candidate exists: `FirstRule` in SQL, with the same subqueries as
+/// `Sql::lookup` and `Sql::pool_candidates`. One result per row of `firsts`, in order: whether
+/// it was inserted.
+pub(super) async fn insert_firsts(conn: &mut AnyConnection, firsts: &[First<'_>]) -> Result<Vec<bool>, sqlx::Error> {
+    if firsts.is_empty() {
+        return Ok(Vec::new());
     }
     let mut query = sqlx::QueryBuilder::<sqlx::Any>::new(
-        "INSERT INTO greylist (client_net, sender, recipient, first_seen, last_seen, passed_at, attempts, \
-         client_address) ",
+        "WITH v (client_net, sender, recipient, now, client_address, awl_passes, domain, domain_cutoff, \
+         pool_cutoff) AS (",
     );
-    query.push_values(padded(&firsts), |mut row, (_, key, client_address, now)| {
-        row.push_bind(key.client_net.as_str())
-            .push_bind(key.sender.as_str())
-            .push_bind(key.recipient.as_str())
-            .push_bind(*now)
-            .push_bind(*now)
-            .push_bind(None::<i64>)
-            .push_bind(0_i64)
-            .push_bind(client_address.as_str());
+    query.push_values(padded(firsts), |mut row, first| {
+        let guard = first.guard.as_ref();
+        let awl_passes = guard.map(|g| g.rule.awl_client_passes).filter(|n| *n > 0);
+        let domain = guard.filter(|g| g.rule.awl_domains).map(|g| g.domain);
+        row.push_bind(first.key.client_net.as_str())
+            .push_bind(first.key.sender.as_str())
+            .push_bind(first.key.recipient.as_str())
+            .push_bind(first.now)
+            .push_bind(first.client_address)
+            .push_bind(awl_passes)
+            .push_bind(domain)
+            .push_bind(guard.map_or(0, |g| g.domain_cutoff))
+            .push_bind(guard.and_then(|g| g.pool_cutoff));
     });
-    query.push(" ON CONFLICT (client_net, sender, recipient) DO NOTHING RETURNING client_net, sender, recipient");
+    // `WHERE` before `ON CONFLICT` also settles SQLite's parsing ambiguity of upserts.
+    query.push(
+        ") INSERT INTO greylist (client_net, sender, recipient, first_seen, last_seen, passed_at, attempts, \
+         client_address) \
+         SELECT client_net, sender, recipient, now, now, NULL, 0, client_address FROM v \
+         WHERE NOT EXISTS (SELECT 1 FROM awl_client WHERE client = v.client_address AND passes >= v.awl_passes) \
+         AND NOT EXISTS (SELECT 1 FROM awl_domain WHERE domain = v.domain AND client_net = v.client_net \
+          AND promoted_at IS NOT NULL AND last_seen >= v.domain_cutoff) \
+         AND NOT (v.pool_cutoff IS NOT NULL AND EXISTS (SELECT 1 FROM greylist p \
+          WHERE p.sender = v.sender AND p.recipient = v.recipient AND p.client_net <> v.client_net \
+          AND p.first_seen <= v.pool_cutoff)) \
+         ON CONFLICT (client_net, sender, recipient) DO NOTHING RETURNING client_net, sender, recipient",
+    );
     let mut inserted: Vec<(String, String, String)> = query.build_query_as().fetch_all(&mut *conn).await?;
-    for (i, key, client_address, now) in firsts {
-        let ours = inserted
-            .iter()
-            .position(|(n, s, r)| *n == key.client_net && *s == key.sender && *r == key.recipient)
-            .map(|at| inserted.swap_remove(at));
-        results[i] = Some(match ours {
-            Some(_) => Ok(WriteOutcome::Entry(Some(Entry::first(now, client_address)))),
-            None => fetch_entry(&mut *conn, sql, &key.as_triplet()).await.map(WriteOutcome::Entry),
-        });
+    Ok(firsts
+        .iter()
+        .map(|first| {
+            let key = first.key;
+            inserted
+                .iter()
+                .position(|(n, s, r)| *n == key.client_net && *s == key.sender && *r == key.recipient)
+                .map(|at| inserted.swap_remove(at))
+                .is_some()
+        })
+        .collect())
+}
+
+/// A lookup queued for the writer, which may insert (see `Store::lookup_or_insert`).
+#[derive(Debug)]
+pub(super) struct LookupOp {
+    pub key: OwnedKey,
+    pub client: String,
+    pub domain: String,
+    pub domain_cutoff: i64,
+    pub pool_cutoff: Option<i64>,
+    pub now: i64,
+    pub rule: FirstRule,
+}
+
+/// One row of [`read_lookups`]: the op's index and the columns of `Sql::lookup`.
+type LookupRow = (i64, Option<i64>, Option<i64>, Option<i64>, Option<i64>, Option<String>, Option<i64>, Option<i64>);
+
+/// What lookups read, in one statement: per op, in order, what `Sql::lookup` reads, with the
+/// same subqueries over a `VALUES` list instead of bound scalars.
+pub(super) async fn read_lookups(conn: &mut AnyConnection, ops: &[&LookupOp]) -> Result<Vec<Lookup>, sqlx::Error> {
+    if ops.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(())
+    let mut query = sqlx::QueryBuilder::<sqlx::Any>::new(
+        "WITH v (i, client, domain, domain_cutoff, client_net, sender, recipient) AS (",
+    );
+    let indexed: Vec<(i64, &LookupOp)> = (0_i64..).zip(ops.iter().copied()).collect();
+    query.push_values(padded(&indexed), |mut row, (i, op)| {
+        row.push_bind(*i)
+            .push_bind(op.client.as_str())
+            .push_bind(op.domain.as_str())
+            .push_bind(op.domain_cutoff)
+            .push_bind(op.key.client_net.as_str())
+            .push_bind(op.key.sender.as_str())
+            .push_bind(op.key.recipient.as_str());
+    });
+    query.push(
+        ") SELECT v.i, g.first_seen, g.last_seen, g.passed_at, g.attempts, g.client_address, \
+         (SELECT passes FROM awl_client WHERE client = v.client), \
+         (SELECT promoted_at FROM awl_domain \
+          WHERE domain = v.domain AND client_net = v.client_net AND last_seen >= v.domain_cutoff) \
+         FROM v LEFT JOIN greylist g \
+         ON g.client_net = v.client_net AND g.sender = v.sender AND g.recipient = v.recipient",
+    );
+    let rows: Vec<LookupRow> = query.build_query_as().fetch_all(&mut *conn).await?;
+    let mut found: Vec<Option<Lookup>> = ops.iter().map(|_| None).collect();
+    for (i, first_seen, last_seen, passed_at, attempts, client_address, passes, promoted) in rows {
+        if let Some(slot) = usize::try_from(i).ok().and_then(|i| found.get_mut(i)) {
+            *slot = Some(super::lookup_from((
+                first_seen,
+                last_seen,
+                passed_at,
+                attempts,
+                client_address,
+                passes,
+                promoted,
+            )));
+        }
+    }
+    found.into_iter().map(|f| f.ok_or(sqlx::Error::RowNotFound)).collect()
 }
 
 /// Writes early retries in one `UPDATE … FROM (VALUES …)`: attempts += count, last_seen and

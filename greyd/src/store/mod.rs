@@ -13,7 +13,8 @@
 //! - Every operation is bounded by [`StoreOptions::op_timeout`] and fails with a [`StoreError`]
 //!   rather than hang; the caller decides the answer. The pool replaces dead connections by
 //!   itself, so the store recovers when the database comes back, without a restart.
-//! - A request-path operation runs one or two indexed statements.
+//! - A request-path operation runs one or two indexed statements; on SQLite, the writer runs
+//!   one statement for a whole batch of lookups or first attempts.
 //! - Writes are committed before the call returns (autocommit); on SQLite with WAL and
 //!   `synchronous = NORMAL` a committed write survives the process being killed. The one
 //!   exception is [`Store::note_retry`] on SQLite, a counter written behind.
@@ -44,6 +45,7 @@ pub use maintenance::{DumpRow, Stats};
 
 use connect::Target;
 use error::Redactor;
+use group::LookupOp;
 use sql::Sql;
 use write::{WriteOp, WriteOutcome, apply};
 use writer::Writer;
@@ -121,6 +123,45 @@ pub struct Lookup {
     pub entry: Option<Entry>,
     pub client_passes: i64,
     pub domain_whitelisted: bool,
+}
+
+/// The request behind a [`Store::lookup_or_insert`].
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt<'a> {
+    /// The client address: the client auto-whitelist's key, and the inserted row's address.
+    pub client: &'a str,
+    /// The sender domain (domain auto-whitelist).
+    pub domain: &'a str,
+    pub now: i64,
+    /// A domain promotion last seen longer ago than this does not count.
+    pub max_age: i64,
+    /// Sender pools: attempts of the same sender and recipient from another client network,
+    /// first seen at or before this, are candidates; `None` when pools do not apply.
+    pub pool_cutoff: Option<i64>,
+}
+
+/// What [`Store::lookup_or_insert`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    /// Read only: decide on it, and write what the decision says.
+    Looked(Lookup),
+    /// The triplet was absent and the rule let the writer insert this request's attempt as
+    /// the first: the stored row. Its `first_seen` is earlier than `now` only when another
+    /// request inserted the triplet a moment before (as with [`Store::insert_first`]).
+    Inserted(Entry),
+}
+
+/// When [`Store::lookup_or_insert`] may insert an absent triplet as a first attempt: the
+/// caller's greylisting rule for a triplet that is not stored, as data, so SQLite's writer can
+/// apply it inside the insert statement. An absent triplet is a first attempt unless its client
+/// or its sender domain is auto-whitelisted, or a sender-pool candidate exists
+/// ([`Attempt::pool_cutoff`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FirstRule {
+    /// Passes after which a client is whitelisted; 0 when the client auto-whitelist is off.
+    pub awl_client_passes: i64,
+    /// Whether the domain auto-whitelist is on.
+    pub awl_domains: bool,
 }
 
 impl Entry {
@@ -253,15 +294,43 @@ impl Store {
             .bind(t.client_net)
             .bind(t.sender)
             .bind(t.recipient);
-        let (first_seen, last_seen, passed_at, attempts, client_address, passes, promoted) =
-            self.run(Box::pin(query.fetch_one(&self.pool))).await?;
-        let entry = match (first_seen, last_seen, attempts, client_address) {
-            (Some(first_seen), Some(last_seen), Some(attempts), Some(client_address)) => {
-                Some(Entry { first_seen, last_seen, passed_at, attempts, client_address })
-            }
-            _ => None,
+        self.run(Box::pin(query.fetch_one(&self.pool))).await.map(lookup_from)
+    }
+
+    /// [`Store::lookup`] for a triplet this host does not have in memory, and on SQLite a
+    /// first attempt's insert in the same writer turn, where `rule` says the absent triplet is
+    /// one: the insert comes first, guarded by the rule, and only the triplets it did not insert
+    /// are read.
+    ///
+    /// Why: a new triplet otherwise costs a read on a reader connection, then a write through
+    /// the writer, each a hand-over between threads that queues on a busy host; new triplets
+    /// are the requests that wait longest. The writer puts a whole batch's first attempts into
+    /// one statement, so under load a turn is one round trip to SQLite's thread.
+    /// On a server the read and the write stay separate statements ([`Found::Looked`]): several
+    /// hosts write there, and each statement is a network round trip either way.
+    pub async fn lookup_or_insert(
+        &self,
+        t: &Triplet<'_>,
+        attempt: &Attempt<'_>,
+        rule: &FirstRule,
+    ) -> Result<Found, StoreError> {
+        let Some(writer) = &self.writer else {
+            let found = self.lookup(t, attempt.client, attempt.domain, attempt.now, attempt.max_age).await?;
+            return Ok(Found::Looked(found));
         };
-        Ok(Lookup { entry, client_passes: passes.unwrap_or(0), domain_whitelisted: promoted.is_some() })
+        let op = LookupOp {
+            key: t.into(),
+            client: attempt.client.into(),
+            domain: attempt.domain.into(),
+            domain_cutoff: attempt.now.saturating_sub(attempt.max_age),
+            pool_cutoff: attempt.pool_cutoff,
+            now: attempt.now,
+            rule: *rule,
+        };
+        match tokio::time::timeout(self.op_timeout, writer.lookup(op)).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Timeout),
+        }
     }
 
     /// First attempt. Inserts unless a row exists (another MX may have inserted first: keep its
@@ -411,6 +480,18 @@ impl Store {
 
 /// A boxed database operation (see [`Store::run`]).
 type BoxedOp<'f, T> = std::pin::Pin<Box<dyn Future<Output = Result<T, sqlx::Error>> + Send + 'f>>;
+
+/// A row of [`Sql::lookup`] as a [`Lookup`].
+fn lookup_from(row: LookupRow) -> Lookup {
+    let (first_seen, last_seen, passed_at, attempts, client_address, passes, promoted) = row;
+    let entry = match (first_seen, last_seen, attempts, client_address) {
+        (Some(first_seen), Some(last_seen), Some(attempts), Some(client_address)) => {
+            Some(Entry { first_seen, last_seen, passed_at, attempts, client_address })
+        }
+        _ => None,
+    };
+    Lookup { entry, client_passes: passes.unwrap_or(0), domain_whitelisted: promoted.is_some() }
+}
 
 async fn fetch_entry<'e>(
     executor: impl sqlx::Executor<'e, Database = Any>,

@@ -136,13 +136,11 @@ pub(super) static SQLITE: Sql = Sql {
     note_domain_pass: NOTE_DOMAIN_PASS,
     domain_state: DOMAIN_STATE,
     // SQLite has no DELETE … LIMIT unless compiled with SQLITE_ENABLE_UPDATE_DELETE_LIMIT; a
-    // key subquery does the same: the rowid, or the primary key of greylist, which has no rowid
-    // (migration 0002). SQLite has one writer, so no predicate re-check is needed.
-    purge_waiting: "DELETE FROM greylist WHERE (client_net, sender, recipient) IN \
-         (SELECT client_net, sender, recipient FROM greylist WHERE passed_at IS NULL AND first_seen < $1 LIMIT $2)",
-    purge_passed: "DELETE FROM greylist WHERE (client_net, sender, recipient) IN \
-         (SELECT client_net, sender, recipient FROM greylist \
-          WHERE passed_at IS NOT NULL AND last_seen < $1 LIMIT $2)",
+    // rowid subquery does the same. SQLite has one writer, so no predicate re-check is needed.
+    purge_waiting: "DELETE FROM greylist WHERE rowid IN \
+         (SELECT rowid FROM greylist WHERE passed_at IS NULL AND first_seen < $1 LIMIT $2)",
+    purge_passed: "DELETE FROM greylist WHERE rowid IN \
+         (SELECT rowid FROM greylist WHERE passed_at IS NOT NULL AND last_seen < $1 LIMIT $2)",
     purge_awl_client: "DELETE FROM awl_client WHERE rowid IN \
          (SELECT rowid FROM awl_client WHERE last_seen < $1 LIMIT $2)",
     purge_awl_domain: "DELETE FROM awl_domain WHERE rowid IN \

@@ -9,6 +9,11 @@
 //! (`group.rs`); each statement commits by itself, since a batch need not be atomic (its
 //! operations come from requests in flight at the same moment, so any order is a valid one).
 //!
+//! Lookups of triplets that no cache holds come here too ([`Writer::lookup`]): their first
+//! attempts join the batch's insert, guarded by the caller's rule, and only those not inserted
+//! are read, all in one statement. A new triplet then costs one hand-over to this thread, where
+//! a read on a reader connection followed by a write cost two, each queueing on a busy host.
+//!
 //! Early retries ([`Writer::note_retry`]) are not waited for: they only count attempts for
 //! `stats`, never decide an answer. Request tasks merge them per triplet into a shared map
 //! under a short lock, without waking the writer (most requests under load are such retries,
@@ -30,10 +35,10 @@ use tokio::time::Instant;
 
 use super::checkpoint::{self, WalState};
 use super::error::Redactor;
-use super::group::{self, PendingRetry, Results};
+use super::group::{self, First, Guard, LookupOp, PendingRetry};
 use super::sql::Sql;
 use super::write::{Boxed, OwnedKey, WriteOp, WriteOutcome, apply};
-use super::{Backend, StoreError};
+use super::{Backend, Entry, Found, Lookup, StoreError, fetch_entry};
 
 /// Most operations taken into one batch.
 pub(super) const MAX_BATCH: usize = 256;
@@ -48,6 +53,8 @@ const RETRY_TICK: Duration = Duration::from_millis(500);
 enum Job {
     /// A write the caller waits for.
     Write { op: WriteOp, reply: oneshot::Sender<Result<WriteOutcome, StoreError>> },
+    /// A lookup that may insert a first attempt (`Store::lookup_or_insert`).
+    Lookup { op: LookupOp, reply: oneshot::Sender<Result<Found, StoreError>> },
     /// Write what is pending, then answer.
     Flush(oneshot::Sender<()>),
 }
@@ -123,6 +130,13 @@ impl Writer {
         answer.await.map_err(|_| stopped())?
     }
 
+    /// Queues a lookup and waits for it, and for the commit of its insert, if any.
+    pub(super) async fn lookup(&self, op: LookupOp) -> Result<Found, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx.send(Job::Lookup { op, reply }).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
     /// Notes an early retry; it is written within about a second, not before this returns.
     pub(super) fn note_retry(&self, key: OwnedKey, client_address: String, now: i64) -> Result<(), StoreError> {
         if self.tx.is_closed() {
@@ -179,7 +193,7 @@ async fn run(
     retries: Arc<Retries>,
     wal: Arc<WalState>,
 ) {
-    let mut batch: Vec<(WriteOp, oneshot::Sender<Result<WriteOutcome, StoreError>>)> = Vec::new();
+    let mut batch = Batch::default();
     // Retries taken from `retries`, written one chunk per turn.
     let mut due: Vec<PendingRetry> = Vec::new();
     let mut next_take = Instant::now() + RETRY_TICK;
@@ -193,30 +207,24 @@ async fn run(
         let closed = next.is_none() && rx.is_closed();
         for job in next.into_iter().chain(std::iter::from_fn(|| rx.try_recv().ok())).take(MAX_BATCH) {
             match job {
-                Job::Write { op, reply } => batch.push((op, reply)),
+                Job::Write { op, reply } => {
+                    batch.writes.push(op);
+                    batch.write_replies.push(reply);
+                }
+                Job::Lookup { op, reply } => {
+                    batch.lookups.push(op);
+                    batch.lookup_replies.push(reply);
+                }
                 Job::Flush(done) => flushed.push(done),
             }
         }
         if !batch.is_empty() {
-            let ops: Vec<WriteOp> = batch.iter().map(|(op, _)| op.clone()).collect();
             let results = match session.conn().await {
-                Ok(conn) => commit(conn, sql, &ops).await,
+                Ok(conn) => commit(conn, sql, &batch.writes, &batch.lookups).await,
                 Err(e) => Err(e),
             };
             wal.committed();
-            match results {
-                Ok(results) => {
-                    for ((_, reply), result) in batch.drain(..).zip(results) {
-                        let _ = reply.send(result.map_err(|e| redactor.error(Backend::Sqlite, &e)));
-                    }
-                }
-                Err(e) => {
-                    let err = redactor.error(Backend::Sqlite, &e);
-                    for (_, reply) in batch.drain(..) {
-                        let _ = reply.send(Err(err.clone()));
-                    }
-                }
-            }
+            batch.answer(results, &redactor);
         }
         // Due retries go out one chunk per turn, between batches of waited-for writes; all of
         // them when the store closes. A take waits until the previous one is written, so a
@@ -260,26 +268,121 @@ async fn run(
     }
 }
 
-/// Applies `ops`, each committed by its own statement. Per-operation errors are returned per
-/// operation; an error of a grouped statement fails the whole batch.
+/// The jobs taken in one turn, and where their answers go.
+#[derive(Default)]
+struct Batch {
+    writes: Vec<WriteOp>,
+    write_replies: Vec<oneshot::Sender<Result<WriteOutcome, StoreError>>>,
+    lookups: Vec<LookupOp>,
+    lookup_replies: Vec<oneshot::Sender<Result<Found, StoreError>>>,
+}
+
+impl Batch {
+    fn is_empty(&self) -> bool {
+        self.writes.is_empty() && self.lookups.is_empty()
+    }
+
+    /// Answers every caller and empties the batch.
+    fn answer(&mut self, results: Result<Committed, sqlx::Error>, redactor: &Redactor) {
+        self.writes.clear();
+        self.lookups.clear();
+        match results {
+            Ok(Committed { writes, lookups }) => {
+                for (reply, result) in self.write_replies.drain(..).zip(writes) {
+                    let _ = reply.send(result.map_err(|e| redactor.error(Backend::Sqlite, &e)));
+                }
+                for (reply, found) in self.lookup_replies.drain(..).zip(lookups) {
+                    let _ = reply.send(Ok(found));
+                }
+            }
+            Err(e) => {
+                let err = redactor.error(Backend::Sqlite, &e);
+                for reply in self.write_replies.drain(..) {
+                    let _ = reply.send(Err(err.clone()));
+                }
+                for reply in self.lookup_replies.drain(..) {
+                    let _ = reply.send(Err(err.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// What a batch's statements returned, one result per write and per lookup, in order.
+struct Committed {
+    writes: Vec<Result<WriteOutcome, sqlx::Error>>,
+    lookups: Vec<Found>,
+}
+
+/// Applies a batch, each statement committed by itself: every first attempt, from writes and
+/// from lookups (guarded by their rule), in one statement; the row each write ran into instead,
+/// if any; one read of the lookups that did not insert; then the other writes one by one. Under
+/// load nearly every lookup is a new triplet, so a turn is one statement. Per-write errors are
+/// returned per write; an error of a grouped statement fails the whole batch.
 fn commit<'a>(
     conn: &'a mut AnyConnection,
     sql: &'static Sql,
-    ops: &'a [WriteOp],
-) -> Boxed<'a, Vec<Result<WriteOutcome, sqlx::Error>>> {
+    writes: &'a [WriteOp],
+    lookups: &'a [LookupOp],
+) -> Boxed<'a, Committed> {
     Box::pin(async move {
-        let mut results: Vec<Option<Result<WriteOutcome, sqlx::Error>>> = ops.iter().map(|_| None).collect();
-        group::insert_firsts(&mut *conn, sql, ops, &mut results).await?;
-        apply_rest(conn, sql, ops, &mut results).await;
-        Ok(results.into_iter().map(|r| r.unwrap_or(Ok(WriteOutcome::Done))).collect())
+        let mut firsts = Vec::new();
+        let mut owners = Vec::new();
+        for (i, op) in writes.iter().enumerate() {
+            if let WriteOp::InsertFirst { key, client_address, now } = op {
+                firsts.push(First { key, client_address, now: *now, guard: None });
+                owners.push(Owner::Write(i));
+            }
+        }
+        for (i, op) in lookups.iter().enumerate() {
+            let guard = Guard {
+                rule: op.rule,
+                domain: &op.domain,
+                domain_cutoff: op.domain_cutoff,
+                pool_cutoff: op.pool_cutoff,
+            };
+            firsts.push(First { key: &op.key, client_address: &op.client, now: op.now, guard: Some(guard) });
+            owners.push(Owner::Lookup(i));
+        }
+        let inserted = group::insert_firsts(&mut *conn, &firsts).await?;
+
+        let mut write_results: Vec<Option<Result<WriteOutcome, sqlx::Error>>> = writes.iter().map(|_| None).collect();
+        let mut found: Vec<Option<Found>> = lookups.iter().map(|_| None).collect();
+        let mut unread = Vec::new();
+        for ((owner, first), inserted) in owners.into_iter().zip(&firsts).zip(inserted) {
+            match owner {
+                Owner::Write(i) if inserted => {
+                    write_results[i] =
+                        Some(Ok(WriteOutcome::Entry(Some(Entry::first(first.now, first.client_address)))));
+                }
+                // Another request's row was there first: the caller gets that row.
+                Owner::Write(i) => {
+                    let stored = fetch_entry(&mut *conn, sql, &first.key.as_triplet()).await;
+                    write_results[i] = Some(stored.map(WriteOutcome::Entry));
+                }
+                Owner::Lookup(i) if inserted => {
+                    found[i] = Some(Found::Inserted(Entry::first(first.now, first.client_address)))
+                }
+                Owner::Lookup(i) => unread.push(i),
+            }
+        }
+        let ops: Vec<&LookupOp> = unread.iter().filter_map(|&i| lookups.get(i)).collect();
+        for (i, lookup) in unread.into_iter().zip(group::read_lookups(&mut *conn, &ops).await?) {
+            found[i] = Some(Found::Looked(lookup));
+        }
+        for (op, slot) in writes.iter().zip(write_results.iter_mut()) {
+            if slot.is_none() {
+                *slot = Some(apply(&mut *conn, sql, Backend::Sqlite, op).await);
+            }
+        }
+        let writes = write_results.into_iter().map(|r| r.unwrap_or(Ok(WriteOutcome::Done))).collect();
+        let lookups = found.into_iter().map(|f| f.unwrap_or_else(|| Found::Looked(Lookup::default()))).collect();
+        Ok(Committed { writes, lookups })
     })
 }
 
-/// The operations no grouped statement took, one by one.
-async fn apply_rest(conn: &mut AnyConnection, sql: &'static Sql, ops: &[WriteOp], results: &mut Results) {
-    for (op, slot) in ops.iter().zip(results.iter_mut()) {
-        if slot.is_none() {
-            *slot = Some(apply(&mut *conn, sql, Backend::Sqlite, op).await);
-        }
-    }
+/// Whose first attempt a row of the grouped insert is.
+enum Owner {
+    Write(usize),
+    Lookup(usize),
 }
