@@ -24,11 +24,15 @@ impl Setup {
     fn new() -> Setup {
         Setup { dir: tempfile::tempdir().unwrap() }
     }
+    /// Where the configuration and the socket are: one place, [`TestFiles`], decides both.
+    fn files(&self) -> TestFiles {
+        TestFiles::new(self.dir.path(), "greyd")
+    }
     fn socket(&self) -> PathBuf {
-        self.dir.path().join("greyd.sock")
+        self.files().socket
     }
     fn config_path(&self) -> PathBuf {
-        self.dir.path().join("greyd.toml")
+        self.files().config
     }
     /// The greyd sections every test config gets: a store in the test directory (writable
     /// by nobody for the privilege test), and the test clients' network trusted, so these
@@ -43,7 +47,7 @@ impl Setup {
         )
     }
     fn write_config(&self, extra_server: &str, rest: &str) -> PathBuf {
-        let files = TestFiles::new(self.dir.path(), "greyd");
+        let files = self.files();
         files.write(&format!("shutdown_grace = \"3s\"\n{extra_server}"), &format!("{rest}{}", self.greyd_sections()));
         files.config
     }
