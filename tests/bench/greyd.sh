@@ -7,8 +7,8 @@
 #   sqlgrey   Debian's sqlgrey 1.8 (SQLite in $dir), on 127.0.0.1:2501 (it has no Unix socket)
 # Workload: postward-bench greylist (20% never-seen triplets, repeats from a pool), the same
 # seed for every server. Connections 1, 10, 50; SECS seconds each after 1 s warm-up, servers
-# interleaved. All databases on the same filesystem. Then greyd's resident memory after
-# 1,000,000 distinct triplets.
+# interleaved, a `sync` before each. All databases on the same filesystem. Then greyd's
+# resident memory after 1,000,000 distinct triplets.
 #
 #   tests/bench/greyd.sh [SECS] [MEMORY_KEYS]      (defaults 10 and 1000000)
 # Needs root (postgrey and sqlgrey drop to their own users) and the Debian packages
@@ -77,6 +77,9 @@ target() {
 }
 for c in 1 10 50; do
     for s in $servers; do
+        # Each cell starts with the earlier cells' database writes on disk, so the kernel's
+        # writeback of one server's files does not land in the next server's cell.
+        sync
         $bin/postward-bench policy --target "$(target "$s")" --workload greylist --connections "$c" \
             --duration "${secs}s" --warmup 1s --seed 7 --json-out "$dir/$s-$c.json" >/dev/null || true
     done
