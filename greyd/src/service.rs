@@ -107,8 +107,8 @@ impl Service {
             store,
             pool,
             outage,
-            // `decide` for a triplet that is not stored: auto-whitelisted client, then domain,
-            // then a sender-pool partner, else a first attempt (see its tests).
+            // `decide`'s rule for a triplet that is not stored, as data for SQLite's writer
+            // (greylist test `an_absent_triplet_is_inserted_unless_auto_whitelisted_or_pooled`).
             first_rule: FirstRule {
                 awl_client_passes: policy.awl_client_passes,
                 awl_domains: g.auto_whitelist_domains,

@@ -227,3 +227,25 @@ fn phase_one_table() {
         assert_eq!(precheck(&f), want, "{label}");
     }
 }
+
+/// The rule SQLite's writer applies in SQL for a triplet that is not stored (`store::FirstRule`,
+/// checked against the database in the store conformance tests): an insert exactly when neither
+/// auto-whitelist applies and no sender-pool partner exists. If `decide` changes here, the
+/// writer's guard in `store/group.rs` has to change with it.
+#[test]
+fn an_absent_triplet_is_inserted_unless_auto_whitelisted_or_pooled() {
+    for client_passes in [0, 4, 5, 9] {
+        for domain_whitelisted in [false, true] {
+            for pool_partner in [None, Some(T0 - 600)] {
+                let facts = StoredFacts { entry: None, client_passes, domain_whitelisted, pool_partner };
+                let inserts = client_passes < POLICY.awl_client_passes && !domain_whitelisted && pool_partner.is_none();
+                let (_, update) = decide(T0, &facts, &POLICY);
+                assert_eq!(update == Update::InsertFirst, inserts, "{facts:?}");
+            }
+        }
+    }
+    // With the client auto-whitelist off, passes do not matter.
+    let off = Policy { awl_client_passes: 0, ..POLICY };
+    let facts = StoredFacts { client_passes: 100, ..StoredFacts::default() };
+    assert_eq!(decide(T0, &facts, &off).1, Update::InsertFirst);
+}

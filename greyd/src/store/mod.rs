@@ -145,9 +145,9 @@ pub struct Attempt<'a> {
 pub enum Found {
     /// Read only: decide on it, and write what the decision says.
     Looked(Lookup),
-    /// The triplet was absent and the rule let the writer insert this request's attempt as
-    /// the first: the stored row. Its `first_seen` is earlier than `now` only when another
-    /// request inserted the triplet a moment before (as with [`Store::insert_first`]).
+    /// The triplet was absent and the writer inserted this request's attempt as the first
+    /// (SQLite only): the row as stored, first seen `now`. A triplet that another request
+    /// inserted a moment earlier is [`Found::Looked`], with that row.
     Inserted(Entry),
 }
 
