@@ -30,16 +30,9 @@ pub(super) struct First<'a> {
     pub key: &'a OwnedKey,
     pub client_address: &'a str,
     pub now: i64,
-    /// A lookup's: insert only where its rule allows. `None`: insert unless the row exists.
-    pub guard: Option<Guard<'a>>,
-}
-
-/// What a lookup's insert is conditional on (see `FirstRule`).
-pub(super) struct Guard<'a> {
-    pub rule: FirstRule,
-    pub domain: &'a str,
-    pub domain_cutoff: i64,
-    pub pool_cutoff: Option<i64>,
+    /// The lookup this attempt comes from: insert only where its rule allows. `None` (an
+    /// `InsertFirst` write): insert unless the row exists.
+    pub guard: Option<&'a LookupOp>,
 }
 
 /// Every first attempt of the batch in one `INSERT … SELECT … ON CONFLICT DO NOTHING
@@ -56,9 +49,9 @@ pub(super) async fn insert_firsts(conn: &mut AnyConnection, firsts: &[First<'_>]
          pool_cutoff) AS (",
     );
     query.push_values(padded(firsts), |mut row, first| {
-        let guard = first.guard.as_ref();
+        let guard = first.guard;
         let awl_passes = guard.map(|g| g.rule.awl_client_passes).filter(|n| *n > 0);
-        let domain = guard.filter(|g| g.rule.awl_domains).map(|g| g.domain);
+        let domain = guard.filter(|g| g.rule.awl_domains).map(|g| g.domain.as_str());
         row.push_bind(first.key.client_net.as_str())
             .push_bind(first.key.sender.as_str())
             .push_bind(first.key.recipient.as_str())

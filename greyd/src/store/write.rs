@@ -11,7 +11,7 @@ use super::sql::Sql;
 use super::{Backend, Entry, Triplet};
 
 /// One change, with owned values so it can wait in a queue.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(super) enum WriteOp {
     InsertFirst { key: OwnedKey, client_address: String, now: i64 },
     RecordRetry { key: OwnedKey, client_address: String, now: i64 },

@@ -35,7 +35,7 @@ use tokio::time::Instant;
 
 use super::checkpoint::{self, WalState};
 use super::error::Redactor;
-use super::group::{self, First, Guard, LookupOp, PendingRetry};
+use super::group::{self, First, LookupOp, PendingRetry};
 use super::sql::Sql;
 use super::write::{Boxed, OwnedKey, WriteOp, WriteOutcome, apply};
 use super::{Backend, Entry, Found, Lookup, StoreError, fetch_entry};
@@ -335,13 +335,7 @@ fn commit<'a>(
             }
         }
         for (i, op) in lookups.iter().enumerate() {
-            let guard = Guard {
-                rule: op.rule,
-                domain: &op.domain,
-                domain_cutoff: op.domain_cutoff,
-                pool_cutoff: op.pool_cutoff,
-            };
-            firsts.push(First { key: &op.key, client_address: &op.client, now: op.now, guard: Some(guard) });
+            firsts.push(First { key: &op.key, client_address: &op.client, now: op.now, guard: Some(op) });
             owners.push(Owner::Lookup(i));
         }
         let inserted = group::insert_firsts(&mut *conn, &firsts).await?;
