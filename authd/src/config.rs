@@ -39,6 +39,14 @@ pub struct AuthConfig {
     pub max_username_length: usize,
     /// Failures are answered after this delay, ±25% jitter (Dovecot: 2 s).
     pub failure_delay: ConfigDuration,
+    /// A failure is answered no sooner than this after its request started (then the
+    /// failure delay). The pad is at least twice the slowest verification measured; raise
+    /// it for stores whose slow entries are only met at run time (SQL).
+    pub failure_floor: ConfigDuration,
+    /// The server secret SCRAM-SHA-256 derives the salts of names without stored SCRAM
+    /// credentials from; made on first start. Empty = `$STATE_DIRECTORY/secret`, else
+    /// `/var/lib/postward-authd/secret`. Hosts that share a store should share the file.
+    pub secret_file: PathBuf,
     /// Every reply leaves within this time, penalties included. Postfix gives up after
     /// 10 s and answers 454, so keep it below that.
     pub reply_budget: ConfigDuration,
@@ -62,6 +70,8 @@ impl Default for AuthConfig {
             username_chars: DEFAULT_EXTRA_CHARS.to_owned(),
             max_username_length: 256,
             failure_delay: ConfigDuration::secs(2),
+            failure_floor: ConfigDuration::secs(0),
+            secret_file: PathBuf::new(),
             reply_budget: ConfigDuration::secs(9),
             hash_workers: 0,
             hash_queue: 1000,
@@ -103,11 +113,15 @@ pub struct CacheConfig {
     /// Entries; 0 turns the cache off.
     pub size: usize,
     pub ttl: ConfigDuration,
+    /// Whether PAM logins are cached too. Off by default: a PAM login's answer may depend on
+    /// the client address (pam_access, faillock). When on, the address is part of the key
+    /// and every cache hit still runs `pam_acct_mgmt`.
+    pub pam_logins: bool,
 }
 
 impl Default for CacheConfig {
     fn default() -> Self {
-        CacheConfig { size: 10_000, ttl: ConfigDuration::secs(3600) }
+        CacheConfig { size: 10_000, ttl: ConfigDuration::secs(3600), pam_logins: false }
     }
 }
 
@@ -170,6 +184,15 @@ impl Default for PassdbConfig {
 }
 
 impl Config {
+    /// Where the server secret lives (see [`AuthConfig::secret_file`]).
+    pub fn secret_path(&self) -> PathBuf {
+        if self.auth.secret_file.as_os_str().is_empty() {
+            crate::secret::default_path()
+        } else {
+            self.auth.secret_file.clone()
+        }
+    }
+
     /// The configured mechanisms, parsed (validation guarantees they parse).
     pub fn mechanisms(&self) -> Vec<Mech> {
         self.auth.mechanisms.iter().filter_map(|m| Mech::from_name(m)).collect()
@@ -219,6 +242,12 @@ impl CommonConfig for Config {
         }
         if self.auth.failure_delay.get() * 5 / 4 >= budget {
             return bad("auth.failure_delay", "with its 25% jitter it must stay below auth.reply_budget".into());
+        }
+        if self.auth.failure_floor.get() + self.auth.failure_delay.get() * 5 / 4 >= budget {
+            return bad(
+                "auth.failure_floor",
+                "with auth.failure_delay and its 25% jitter it must stay below auth.reply_budget".into(),
+            );
         }
         if self.auth.username_chars.chars().any(|c| c.is_control() || c == ':' || c == '/' || c.is_whitespace()) {
             return bad("auth.username_chars", "control characters, whitespace, ':' and '/' are never allowed".into());

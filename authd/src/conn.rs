@@ -7,6 +7,11 @@
 //! AUTH before VERSION closes the connection (Postfix reconnects on its next AUTH); a CONT
 //! for an unknown request or one not waiting for an answer gets a FAIL. Nothing a client
 //! sends is ever logged, only what was wrong with it: lines carry passwords.
+//!
+//! Every request takes the service current when its AUTH line arrives, so a reload reaches
+//! the connections Postfix's smtpd keeps open for its whole life. A request the client
+//! leaves (CANCEL, disconnect) is not killed: it ends as abandoned, and is logged and
+//! counted for throttling like any other attempt.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,11 +22,10 @@ use shared::server::Conn;
 use shared::signals::Shutdown;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinSet;
 
 use crate::outcome::Failure;
 use crate::protocol::{ClientLine, MAX_LINE, Reply, parse_line};
-use crate::request::{self, Link, Out};
+use crate::request::{self, Answer, Link, Out};
 use crate::service::{Attempt, Service};
 
 /// Requests in flight on one connection (Postfix has one at a time).
@@ -31,10 +35,11 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(150);
 
 /// A request the connection routes answers to.
 struct Pending {
-    answers: mpsc::Sender<String>,
+    answers: mpsc::Sender<Answer>,
     /// True while the request waits for a CONT.
     waiting: bool,
-    task: tokio::task::AbortHandle,
+    /// Which request holds the id: only its lines are written.
+    seq: u64,
 }
 
 /// Why a connection ends early.
@@ -51,8 +56,7 @@ enum Close {
 }
 
 /// Serves one connection until the client leaves, breaks the protocol, idles out, or the
-/// daemon shuts down. The connection keeps the service it started with: its handshake
-/// announced that configuration's mechanisms.
+/// daemon shuts down.
 pub async fn serve(
     service: watch::Receiver<Arc<Service>>,
     conn: Conn,
@@ -60,10 +64,10 @@ pub async fn serve(
     options: ServeOptions,
     mut shutdown: Shutdown,
 ) {
-    let service = service.borrow().clone();
+    let handshake = service.borrow().handshake();
     let (r, mut w) = conn.into_split();
     let mut reader = BufReader::with_capacity(4096, r);
-    if let Err(e) = w.write_all(service.handshake().as_bytes()).await {
+    if let Err(e) = w.write_all(handshake.as_bytes()).await {
         tracing::debug!("{peer}: handshake not sent: {e}");
         return;
     }
@@ -74,17 +78,21 @@ pub async fn serve(
         Err(e) => tracing::warn!("{peer}: closing the connection: {e}"),
     }
     if !session.pending.is_empty() {
+        // Dropping their answer channels ends the waiting ones as abandoned (logged); the
+        // ones being computed finish inside their reply budget and are logged too.
         tracing::debug!("{peer}: disconnected with {} request(s) pending", session.pending.len());
     }
 }
 
 struct Session<'a> {
-    service: Arc<Service>,
+    /// The newest configuration's service; each request takes the current one.
+    service: watch::Receiver<Arc<Service>>,
     peer: &'a str,
     /// The client's minor version, once VERSION arrived.
     minor: Option<u32>,
     pending: HashMap<u32, Pending>,
-    tasks: JoinSet<()>,
+    /// Numbers the requests of this connection.
+    next_seq: u64,
     out_tx: mpsc::UnboundedSender<Out>,
     out_rx: mpsc::UnboundedReceiver<Out>,
     /// Replies gathered for one write.
@@ -92,14 +100,14 @@ struct Session<'a> {
 }
 
 impl<'a> Session<'a> {
-    fn new(service: Arc<Service>, peer: &'a str) -> Session<'a> {
+    fn new(service: watch::Receiver<Arc<Service>>, peer: &'a str) -> Session<'a> {
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         Session {
             service,
             peer,
             minor: None,
             pending: HashMap::new(),
-            tasks: JoinSet::new(),
+            next_seq: 0,
             out_tx,
             out_rx,
             wbuf: Vec::with_capacity(512),
@@ -144,10 +152,7 @@ impl<'a> Session<'a> {
                     // Requests being computed finish (inside the reply budget); those
                     // waiting for a client's answer are given up.
                     reading = false;
-                    self.pending.retain(|_, p| {
-                        if p.waiting { p.task.abort(); }
-                        !p.waiting
-                    });
+                    self.pending.retain(|_, p| !p.waiting);
                     if self.pending.is_empty() {
                         return Ok(());
                     }
@@ -182,23 +187,24 @@ impl<'a> Session<'a> {
                     tracing::debug!("{}: idle for {:?}, closing", self.peer, options.idle_timeout);
                     return Ok(());
                 }
-                Some(_) = self.tasks.join_next(), if !self.tasks.is_empty() => {}
             }
         }
     }
 
-    /// Notes a request's output and queues its line.
+    /// Notes a request's output and queues its line, unless the request was cancelled.
     fn collect(&mut self, out: Out) {
         match out {
-            Out::Challenge { id, line } => {
-                if let Some(p) = self.pending.get_mut(&id) {
+            Out::Challenge { id, seq, line } => {
+                if let Some(p) = self.pending.get_mut(&id).filter(|p| p.seq == seq) {
                     p.waiting = true;
+                    self.wbuf.extend_from_slice(&line);
                 }
-                self.wbuf.extend_from_slice(&line);
             }
-            Out::Done { id, line } => {
-                self.pending.remove(&id);
-                self.wbuf.extend_from_slice(&line);
+            Out::Done { id, seq, line } => {
+                if self.pending.get(&id).is_some_and(|p| p.seq == seq) {
+                    self.pending.remove(&id);
+                    self.wbuf.extend_from_slice(&line);
+                }
             }
         }
     }
@@ -219,7 +225,8 @@ impl<'a> Session<'a> {
             _ if self.minor.is_none() => return Err(Close::Protocol("first line is not VERSION".to_owned())),
             ClientLine::Cpid(_) => {}
             ClientLine::Auth(auth) => {
-                let Some(mech) = self.service.mechanism(auth.mech) else {
+                let service = self.service.borrow().clone();
+                let Some(mech) = service.mechanism(auth.mech) else {
                     return Err(Close::Protocol(format!(
                         "AUTH with mechanism {:?}, which is not offered",
                         shared::logging::printable(auth.mech)
@@ -242,27 +249,33 @@ impl<'a> Session<'a> {
                     started: tokio::time::Instant::now(),
                 };
                 let (answers_tx, answers) = mpsc::channel(1);
-                let link = Link { id: auth.id, answers, out: self.out_tx.clone(), answer_timeout: ANSWER_TIMEOUT };
+                self.next_seq += 1;
+                let seq = self.next_seq;
+                let link = Link { id: auth.id, seq, answers, out: self.out_tx.clone(), answer_timeout: ANSWER_TIMEOUT };
                 let resp = auth.resp.map(str::to_owned);
-                let task = self.tasks.spawn(request::run(self.service.clone(), attempt, resp, link));
-                self.pending.insert(auth.id, Pending { answers: answers_tx, waiting: false, task });
+                // Not tied to the connection: a request outlives a client that leaves, to be
+                // logged and counted.
+                tokio::spawn(request::run(service, attempt, resp, link));
+                self.pending.insert(auth.id, Pending { answers: answers_tx, waiting: false, seq });
             }
             ClientLine::Cont { id, data } => match self.pending.get_mut(&id) {
                 None => self.fail(id, &Failure::Timeout),
                 Some(p) if !p.waiting => {
-                    p.task.abort();
+                    let _ = p.answers.try_send(Answer::Cancel);
                     self.pending.remove(&id);
                     self.fail(id, &Failure::UnexpectedContinuation);
                 }
                 Some(p) => {
                     p.waiting = false;
                     // Capacity 1 and the request is waiting: this cannot be full.
-                    let _ = p.answers.try_send(data.to_owned());
+                    let _ = p.answers.try_send(Answer::Data(data.to_owned()));
                 }
             },
             ClientLine::Cancel { id } => {
                 if let Some(p) = self.pending.remove(&id) {
-                    p.task.abort();
+                    // The request ends as abandoned at its next challenge; its lines are
+                    // not written.
+                    let _ = p.answers.try_send(Answer::Cancel);
                 }
             }
         }

@@ -26,9 +26,11 @@ pub mod conn;
 pub mod hasher;
 pub mod mech;
 pub mod outcome;
+pub mod pace;
 pub mod protocol;
 pub mod request;
 pub mod scheme;
+pub mod secret;
 pub mod service;
 pub mod store;
 pub mod throttle;
@@ -52,6 +54,10 @@ impl Daemon for Service {
 
     async fn build(config: Arc<Config>) -> Result<Self, BuildError> {
         Service::build(config).await
+    }
+
+    fn inherit(self, previous: &Self) -> Self {
+        Service::inherit(self, previous)
     }
 
     fn serve(

@@ -29,8 +29,12 @@ pub enum Failure {
     /// The store could not answer; the text is for the log.
     Store(String),
     Busy(Busy),
-    /// The client did not answer a challenge in time.
+    /// A CONT for a request that is not (or no longer) known.
     Timeout,
+    /// The client left an exchange it had started: no answer to a challenge within the
+    /// answer timeout, a CANCEL, or a closed connection. It counts as a guess: a SCRAM
+    /// exchange dropped after the server-first message is how names would be probed.
+    Abandoned(Abandon),
     /// A CONT arrived when no challenge was pending.
     UnexpectedContinuation,
     /// The mechanism is known but not offered by this configuration.
@@ -44,7 +48,7 @@ impl Failure {
             Failure::InvalidBase64 { initial: true } => "Invalid base64 data in initial response",
             Failure::InvalidBase64 { initial: false } => "Invalid base64 data in continued response",
             Failure::Store(_) | Failure::Busy(_) => "Temporary authentication failure",
-            Failure::Timeout => "Authentication request timed out",
+            Failure::Timeout | Failure::Abandoned(_) => "Authentication request timed out",
             Failure::UnexpectedContinuation => "Unexpected continuation",
             _ => "Authentication failed",
         }
@@ -77,6 +81,7 @@ impl Failure {
             Failure::Authz => "authzid-not-allowed",
             Failure::Store(_) | Failure::Busy(_) => "temporary-failure",
             Failure::Timeout => "timeout",
+            Failure::Abandoned(_) => "abandoned",
             Failure::UnexpectedContinuation => "unexpected-continuation",
             Failure::MechanismNotOffered => "mechanism-not-offered",
         }
@@ -90,15 +95,24 @@ impl Failure {
             Failure::Disabled(why) => (*why).to_owned(),
             Failure::Store(e) => e.clone(),
             Failure::Busy(e) => e.to_string(),
+            Failure::Abandoned(how) => how.as_str().to_owned(),
             _ => return self.kind().to_owned(),
         };
         format!("{} ({detail})", self.kind())
     }
 
-    /// Failures answered after the failure delay. Dovecot answers bad base64 at once, and
-    /// temporary failures gain nothing from waiting.
+    /// Failures answered after the pad and the failure delay. Dovecot answers bad base64 at
+    /// once, temporary failures gain nothing from waiting, and an abandoned exchange has
+    /// nobody waiting for its answer.
     pub fn is_delayed(&self) -> bool {
-        !matches!(self, Failure::InvalidBase64 { .. } | Failure::Store(_) | Failure::Busy(_) | Failure::Timeout)
+        !matches!(
+            self,
+            Failure::InvalidBase64 { .. }
+                | Failure::Store(_)
+                | Failure::Busy(_)
+                | Failure::Timeout
+                | Failure::Abandoned(_)
+        )
     }
 
     /// Failures that count toward the brute-force penalty: guesses, not breakage.
@@ -112,7 +126,26 @@ impl Failure {
                 | Failure::Expired
                 | Failure::NotFromHere
                 | Failure::BadUsername(_)
+                | Failure::Abandoned(_)
         )
+    }
+}
+
+/// How an exchange was left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Abandon {
+    NoAnswer,
+    Cancelled,
+    Disconnected,
+}
+
+impl Abandon {
+    fn as_str(self) -> &'static str {
+        match self {
+            Abandon::NoAnswer => "no answer to the challenge in time",
+            Abandon::Cancelled => "cancelled by the client",
+            Abandon::Disconnected => "the client disconnected",
+        }
     }
 }
 

@@ -13,38 +13,54 @@ use zeroize::Zeroizing;
 
 use crate::cache::Fingerprint;
 use crate::mech::{self, Mech, MechError};
-use crate::outcome::{Failure, Outcome};
+use crate::outcome::{Abandon, Failure, Outcome};
 use crate::protocol::Reply;
 use crate::service::{Attempt, Service};
 
-/// What a request hands the connection to write.
+/// What a request hands the connection to write. `seq` tells this request from a later one
+/// that reuses its id after a CANCEL: a cancelled request still ends (and is logged), but
+/// its lines are not written.
 #[derive(Debug)]
 pub enum Out {
     /// A `CONT` line: the request now waits for the client's answer.
-    Challenge { id: u32, line: Vec<u8> },
+    Challenge { id: u32, seq: u64, line: Vec<u8> },
     /// The final `OK` or `FAIL` line: the request is over.
-    Done { id: u32, line: Vec<u8> },
+    Done { id: u32, seq: u64, line: Vec<u8> },
+}
+
+/// What the connection hands a request waiting for a challenge's answer.
+#[derive(Debug)]
+pub enum Answer {
+    /// A `CONT` payload, still base64.
+    Data(String),
+    /// The client sent CANCEL (or a CONT the request was not waiting for).
+    Cancel,
 }
 
 /// A request's line to its connection.
 pub struct Link {
     pub id: u32,
-    /// The client's `CONT` payloads (still base64), routed here by the connection.
-    pub answers: mpsc::Receiver<String>,
+    pub seq: u64,
+    /// The client's answers, routed here by the connection. Closed when the client is gone.
+    pub answers: mpsc::Receiver<Answer>,
     pub out: mpsc::UnboundedSender<Out>,
     /// How long the client may take to answer a challenge (Dovecot: 150 s).
     pub answer_timeout: Duration,
 }
 
 impl Link {
-    /// Sends a challenge and waits for the decoded answer.
+    /// Sends a challenge and waits for the decoded answer. A client that leaves the exchange
+    /// (no answer in time, CANCEL, disconnect) ends it as [`Failure::Abandoned`].
     async fn challenge(&mut self, data: &[u8]) -> Result<Zeroizing<Vec<u8>>, Failure> {
         let mut line = Vec::with_capacity(32 + data.len() * 2);
         Reply::Cont { id: self.id, data }.write_to(&mut line);
-        self.out.send(Out::Challenge { id: self.id, line }).map_err(|_| Failure::Timeout)?;
+        let gone = Failure::Abandoned(Abandon::Disconnected);
+        self.out.send(Out::Challenge { id: self.id, seq: self.seq, line }).map_err(|_| gone.clone())?;
         match tokio::time::timeout(self.answer_timeout, self.answers.recv()).await {
-            Ok(Some(text)) => decode(&text, false),
-            _ => Err(Failure::Timeout),
+            Ok(Some(Answer::Data(text))) => decode(&text, false),
+            Ok(Some(Answer::Cancel)) => Err(Failure::Abandoned(Abandon::Cancelled)),
+            Ok(None) => Err(gone),
+            Err(_) => Err(Failure::Abandoned(Abandon::NoAnswer)),
         }
     }
 }
@@ -58,8 +74,8 @@ pub async fn run(service: Arc<Service>, mut at: Attempt, resp: Option<String>, m
     let (outcome, fp) = match at.mech {
         Mech::Plain => plain(&service, &mut at, initial, &mut link).await,
         Mech::Login => login(&service, &mut at, initial, &mut link).await,
-        Mech::CramMd5 => (cram_md5(&service, &mut at, &mut link).await, None),
-        Mech::ScramSha256 => (scram_sha256(&service, &mut at, initial, &mut link).await, None),
+        Mech::CramMd5 => cram_md5(&service, &mut at, &mut link).await,
+        Mech::ScramSha256 => scram_sha256(&service, &mut at, initial, &mut link).await,
     };
     reply(&link, service.finish(&at, outcome, fp).await);
 }
@@ -118,35 +134,37 @@ async fn login(
     service.check_password(at, None, &user, &password).await
 }
 
-async fn cram_md5(service: &Service, at: &mut Attempt, link: &mut Link) -> Outcome {
+async fn cram_md5(service: &Service, at: &mut Attempt, link: &mut Link) -> (Outcome, Option<Fingerprint>) {
     let challenge = mech::cram::challenge(service.hostname());
     let answer = match ask(link, at, &challenge).await {
         Ok(a) => a,
-        Err(f) => return Outcome::failure(None, f),
+        Err(f) => return (Outcome::failure(None, f), None),
     };
     let (user, digest) = match mech::cram::parse_response(&answer) {
         Ok(r) => r,
-        Err(e) => return Outcome::failure(None, Failure::Malformed(e)),
+        Err(e) => return (Outcome::failure(None, Failure::Malformed(e)), None),
     };
     let login = match service.account_for(at, None, user).await {
         Ok(l) => l,
-        Err(o) => return o,
+        Err(o) => return (o, None),
     };
+    let fp = Some(service.fingerprint(&login.name, &answer));
     let key = login.account.as_ref().and_then(|a| a.password.as_ref()).and_then(|p| p.cram_md5());
     // Unknown users and accounts without CRAM-MD5 credentials are compared against zeros:
     // same work, same answer as a wrong digest.
     let expected = key.as_ref().map_or([0u8; 16], |k| k.hmac(&challenge));
     let matches = bool::from(expected.ct_eq(&digest)) && key.is_some();
     if login.account.is_none() {
-        return Outcome::failure(Some(login.name), Failure::UnknownUser);
+        return (Outcome::failure(Some(login.name), Failure::UnknownUser), fp);
     }
     if !matches {
-        return Outcome::failure(Some(login.name), Failure::WrongPassword);
+        return (Outcome::failure(Some(login.name), Failure::WrongPassword), fp);
     }
-    match service.admit(at, &login).await {
+    let outcome = match service.admit(at, &login).await {
         Ok(user) => Outcome::success(user),
         Err(o) => o,
-    }
+    };
+    (outcome, fp)
 }
 
 /// RFC 5802 with the server-final message as one more challenge (Postfix sends no
@@ -156,52 +174,57 @@ async fn scram_sha256(
     at: &mut Attempt,
     initial: Option<Zeroizing<Vec<u8>>>,
     link: &mut Link,
-) -> Outcome {
+) -> (Outcome, Option<Fingerprint>) {
     let first = match initial.filter(|d| !d.is_empty()) {
         Some(d) => d,
         None => match ask(link, at, b"").await {
             Ok(d) => d,
-            Err(f) => return Outcome::failure(None, f),
+            Err(f) => return (Outcome::failure(None, f), None),
         },
     };
     let first = match mech::scram::parse_client_first(&first) {
         Ok(f) => f,
-        Err(e) => return Outcome::failure(None, Failure::Malformed(e)),
+        Err(e) => return (Outcome::failure(None, Failure::Malformed(e)), None),
     };
     let login = match service.account_for(at, first.authzid.as_deref().map(str::as_bytes), first.user.as_bytes()).await
     {
         Ok(l) => l,
-        Err(o) => return o,
+        Err(o) => return (o, None),
     };
+    // Dropping the exchange after the server-first message is a guess too: repeated with
+    // other names, it would list them if their salts differed (they do not; see scram_keys).
+    let abandoned = Some(service.fingerprint(&login.name, b"\0abandoned"));
     let keys = match service.scram_keys(at, &login).await {
         Ok(k) => k,
-        Err(f) => return Outcome::failure(Some(login.name), f),
+        Err(f) => return (Outcome::failure(Some(login.name), f), None),
     };
     let server_first = mech::scram::server_first(&first, &mech::scram::server_nonce(), &keys.salt, keys.iterations);
     let client_final = match ask(link, at, server_first.as_bytes()).await {
         Ok(c) => c,
-        Err(f) => return Outcome::failure(Some(login.name), f),
+        Err(f) => return (Outcome::failure(Some(login.name), f), abandoned),
     };
+    let fp = Some(service.fingerprint(&login.name, &client_final));
     let verified =
         mech::scram::verify_client_final(&client_final, &first, &server_first, &keys.stored_key, &keys.server_key);
     let server_final = match verified {
         Ok(Some(v)) if login.account.is_some() => v,
-        Ok(_) if login.account.is_none() => return Outcome::failure(Some(login.name), Failure::UnknownUser),
-        Ok(_) => return Outcome::failure(Some(login.name), Failure::WrongPassword),
-        Err(e) => return Outcome::failure(Some(login.name), Failure::Malformed(e)),
+        Ok(_) if login.account.is_none() => return (Outcome::failure(Some(login.name), Failure::UnknownUser), fp),
+        Ok(_) => return (Outcome::failure(Some(login.name), Failure::WrongPassword), fp),
+        Err(e) => return (Outcome::failure(Some(login.name), Failure::Malformed(e)), fp),
     };
     let user = match service.admit(at, &login).await {
         Ok(u) => u,
-        Err(o) => return o,
+        Err(o) => return (o, fp),
     };
-    match ask(link, at, &server_final).await {
+    let outcome = match ask(link, at, &server_final).await {
         Ok(empty) if empty.is_empty() => Outcome::success(user),
         Ok(_) => Outcome::failure(
             Some(login.name),
             Failure::Malformed(MechError::Malformed("SCRAM: data after the server-final message")),
         ),
         Err(f) => Outcome::failure(Some(login.name), f),
-    }
+    };
+    (outcome, fp)
 }
 
 /// Strict base64: padding required, no whitespace. The initial response `=` is an empty one
@@ -221,7 +244,7 @@ fn reply(link: &Link, outcome: Outcome) {
             .write_to(&mut line),
     }
     // A closed connection no longer wants the answer.
-    let _ = link.out.send(Out::Done { id: link.id, line });
+    let _ = link.out.send(Out::Done { id: link.id, seq: link.seq, line });
 }
 
 #[cfg(test)]

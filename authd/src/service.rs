@@ -1,6 +1,6 @@
 //! One attempt's path after the mechanism has parsed it: name → authorization → cache →
-//! store → verify (on the hashing pool) → account checks → penalty and failure delay → one
-//! log line. The mechanisms in [`crate::request`] call [`Service::check_password`] (PLAIN,
+//! store → verify (on the hashing pool) → account checks → pad, failure delay and penalty →
+//! one log line. The mechanisms in [`crate::request`] call [`Service::check_password`] (PLAIN,
 //! LOGIN) or [`Service::account_for`] + [`Service::admit`] (CRAM-MD5, SCRAM), then
 //! [`Service::finish`].
 
@@ -18,8 +18,10 @@ use crate::config::{Config, Driver};
 use crate::hasher::Hasher;
 use crate::mech::{Mech, MechError};
 use crate::outcome::{Failure, Outcome};
+use crate::pace::Pace;
 use crate::protocol::{Handshake, MechFlags};
-use crate::scheme::{Scheme, ScramKeys, Stored, decoy};
+use crate::scheme::{SCRAM_ITERATIONS, SCRAM_SALT_LEN, Scheme, ScramKeys, Stored, decoy};
+use crate::secret::ServerSecret;
 use crate::store::pam::{Pam, PamSettings, PamVerdict};
 use crate::store::passwd_file::PasswdFile;
 use crate::store::shadow::{Shadow, ShadowSettings};
@@ -69,9 +71,14 @@ pub struct Service {
     hasher: Hasher,
     throttle: Option<Throttle>,
     cache: Option<VerifyCache>,
+    /// Whether PAM logins are cached (`cache.pam_logins`).
+    cache_pam: bool,
     fingerprints: Fingerprinter,
-    /// Verified for unknown users, so they cost what a wrong password costs.
-    decoy: Stored,
+    /// The decoy unknown users are verified against, and the pad failures wait for.
+    pace: Pace,
+    /// What SCRAM salts of names without SCRAM credentials derive from; loaded when
+    /// SCRAM-SHA-256 is offered.
+    secret: Option<ServerSecret>,
     master_users: HashSet<String>,
     failure_delay: Duration,
     budget: Duration,
@@ -131,12 +138,34 @@ impl Service {
                 ipv6_prefix: config.throttle.ipv6_prefix,
             })
         });
-        // The decoy costs what a real hash costs: the store's own slow scheme, or SHA512-CRYPT
-        // (what distributions and `doveadm pw` users mostly store) when that is unknown.
-        let decoy_scheme = if default_scheme.is_slow() && default_scheme != Scheme::Crypt {
+        // Without a costlier entry in the store, the decoy is the default scheme's own slow
+        // hash, or SHA512-CRYPT (what distributions and `doveadm pw` users mostly store).
+        let fallback = if default_scheme.is_slow() && default_scheme != Scheme::Crypt {
             default_scheme
         } else {
             Scheme::Sha512Crypt
+        };
+        let samples = passdb.cost_samples();
+        let delay = auth.failure_delay.get();
+        let ceiling = auth.reply_budget.get().saturating_sub(delay * 5 / 4 + WRITE_MARGIN);
+        let floor = auth.failure_floor.get();
+        let pace = tokio::task::spawn_blocking(move || Pace::calibrate(samples, decoy(fallback), floor, ceiling))
+            .await
+            .map_err(|e| format!("calibrating the failure pad: {e}"))?;
+        tracing::info!(
+            "failures are answered {} ms after the request at the earliest (unknown users are checked against {}), then after auth.failure_delay",
+            pace.pad().as_millis(),
+            pace.decoy().cost_class()
+        );
+        let secret = if mechs.contains(&Mech::ScramSha256) {
+            let path = config.secret_path();
+            Some(
+                tokio::task::spawn_blocking(move || ServerSecret::load_or_create(&path))
+                    .await
+                    .map_err(|e| e.to_string())??,
+            )
+        } else {
+            None
         };
         let hostname = if auth.hostname.is_empty() {
             nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".to_owned())
@@ -157,8 +186,10 @@ impl Service {
             hasher: Hasher::new(auth.hash_workers, auth.hash_queue),
             throttle,
             cache: VerifyCache::new(config.cache.size, config.cache.ttl.get()),
+            cache_pam: config.cache.pam_logins,
             fingerprints: Fingerprinter::new(),
-            decoy: decoy(decoy_scheme),
+            pace,
+            secret,
             failure_delay: auth.failure_delay.get(),
             budget: auth.reply_budget.get(),
             hostname,
@@ -215,13 +246,14 @@ impl Service {
             Err(f) => return (Outcome::failure(Some(name), f), Some(fp)),
         };
         let generation = self.passdb.generation();
-        let cache_key = self.cache.as_ref().map(|_| self.cache_key(at, &name, password));
+        let cache = self.cache.as_ref().filter(|_| self.cache_pam || !matches!(self.passdb, PassDb::Pam(_)));
+        let cache_key = cache.map(|_| self.cache_key(at, &name, password));
         if target.is_none()
-            && let (Some(cache), Some(key)) = (&self.cache, &cache_key)
+            && let (Some(cache), Some(key)) = (cache, &cache_key)
             && let Some(user) = cache.get(key, generation)
         {
             metrics::counter!("postward_auth_cache_hits_total").increment(1);
-            return (Outcome::success(user), Some(fp));
+            return (self.admit_cached(at, name, user).await, Some(fp));
         }
         let account = match self.verify(at, &name, password).await {
             Ok(a) => a,
@@ -232,7 +264,7 @@ impl Service {
         let cacheable = account.allow_nets.is_empty() && target.is_none();
         let outcome = match self.admit(at, &Login { name, target, account: Some(account) }).await {
             Ok(user) => {
-                if let (Some(cache), Some(key)) = (&self.cache, cache_key)
+                if let (Some(cache), Some(key)) = (cache, cache_key)
                     && cacheable
                 {
                     cache.put(key, &user, generation);
@@ -252,25 +284,57 @@ impl Service {
     async fn verify(&self, at: &Attempt, name: &str, password: &[u8]) -> Result<Arc<Account>, Failure> {
         let secret = zeroize::Zeroizing::new(password.to_vec());
         if let PassDb::Pam(pam) = &self.passdb {
-            return match pam.verify(name, secret, at.rip, self.deadline(at)).await.map_err(Failure::Busy)? {
+            let (verdict, took) = pam.verify(name, secret, at.rip, self.deadline(at)).await.map_err(Failure::Busy)?;
+            self.pace.observe_time(took);
+            return match verdict {
                 PamVerdict::Accepted(account) | PamVerdict::Refused(account) => Ok(account),
                 PamVerdict::Rejected => Err(Failure::WrongPassword),
                 PamVerdict::Unavailable(why) => Err(Failure::Store(why)),
             };
         }
         let account = self.lookup(name, at).await?;
-        // An unknown user costs what a known one costs: the decoy hash is verified too.
-        let stored = account.as_ref().and_then(|a| a.password.clone()).unwrap_or_else(|| self.decoy.clone());
-        let verified = if stored.scheme().is_slow() {
-            self.hasher.run(self.deadline(at), move || stored.verify(&secret)).await.map_err(Failure::Busy)?
-        } else {
-            stored.verify(&secret)
+        // An unknown user (or one without a password) costs what the costliest known one
+        // does: the decoy is verified instead.
+        let stored = match account.as_ref().and_then(|a| a.password.clone()) {
+            Some(s) => s,
+            None => Stored::clone(&self.pace.decoy()),
         };
+        let timed = move || {
+            let started = std::time::Instant::now();
+            let verified = stored.verify(&secret);
+            (verified, started.elapsed(), stored)
+        };
+        let (verified, took, stored) = if stored_is_slow(&account, &self.pace) {
+            self.hasher.run(self.deadline(at), timed).await.map_err(Failure::Busy)?
+        } else {
+            timed()
+        };
+        self.pace.observe(&stored, took);
         let account = account.ok_or(Failure::UnknownUser)?;
         if account.password.is_some() && !verified {
             return Err(Failure::WrongPassword);
         }
         Ok(account)
+    }
+
+    /// A cached PLAIN or LOGIN success. With PAM the account is asked again (locks,
+    /// expiry, rules by client address); the other stores' account checks were part of
+    /// what was cached (only requests they cannot vary with are).
+    async fn admit_cached(&self, at: &Attempt, name: String, user: String) -> Outcome {
+        let PassDb::Pam(pam) = &self.passdb else { return Outcome::success(user) };
+        match pam.account(&name, at.rip, self.deadline(at)).await {
+            Ok(PamVerdict::Accepted(account)) => Outcome::success(account.user.clone()),
+            Ok(PamVerdict::Refused(account)) => {
+                let login = Login { name, target: None, account: Some(account) };
+                match self.admit(at, &login).await {
+                    Ok(u) => Outcome::success(u),
+                    Err(o) => o,
+                }
+            }
+            Ok(PamVerdict::Rejected) => Outcome::failure(Some(name), Failure::WrongPassword),
+            Ok(PamVerdict::Unavailable(why)) => Outcome::failure(Some(name), Failure::Store(why)),
+            Err(busy) => Outcome::failure(Some(name), Failure::Busy(busy)),
+        }
     }
 
     /// CRAM-MD5 and SCRAM: the account whose credentials the exchange checks.
@@ -287,16 +351,31 @@ impl Service {
     /// SCRAM-SHA-256 keys for a login: the account's, or decoys for an unknown user or one
     /// whose store entry cannot serve SCRAM (the exchange then fails at the proof, as a
     /// wrong password does, instead of telling the client early).
+    ///
+    /// What the client sees before its proof (salt, iteration count, and the time the
+    /// server-first message takes) must not tell these apart: every name without stored
+    /// SCRAM keys gets a salt derived from the name under the server secret (the same after
+    /// every restart and reload), and every name costs one PBKDF2 on the hashing pool (a
+    /// PLAIN entry's real one, a decoy's, or a throwaway one beside stored keys).
     pub async fn scram_keys(&self, at: &Attempt, login: &Login) -> Result<ScramKeys, Failure> {
-        let stored = login.account.as_ref().and_then(|a| a.password.clone());
-        let derived = match stored {
-            Some(s) if s.scheme() == Scheme::Plain => {
-                self.hasher.run(self.deadline(at), move || s.scram_sha256()).await.map_err(Failure::Busy)?
-            }
-            Some(s) => s.scram_sha256(),
-            None => None,
+        let Some(secret) = &self.secret else {
+            return Err(Failure::Store("SCRAM-SHA-256 without a server secret".to_owned()));
         };
-        Ok(derived.unwrap_or_else(|| self.decoy_scram(&login.name)))
+        let salt = secret.derive("scram-salt", &login.name)[..SCRAM_SALT_LEN].to_vec();
+        let noise = zeroize::Zeroizing::new(secret.derive("scram-decoy-password", &login.name));
+        let stored = login.account.as_ref().and_then(|a| a.password.clone());
+        let job = move || {
+            let keys = match stored {
+                Some(s) if s.scheme() == Scheme::Plain => s.scram_sha256(&salt),
+                Some(s) if s.scheme() == Scheme::ScramSha256 => {
+                    std::hint::black_box(ScramKeys::derive(&noise[..], &salt, SCRAM_ITERATIONS));
+                    s.scram_sha256(&salt)
+                }
+                _ => None,
+            };
+            keys.unwrap_or_else(|| ScramKeys::derive(&noise[..], &salt, SCRAM_ITERATIONS))
+        };
+        self.hasher.run(self.deadline(at), job).await.map_err(Failure::Busy)
     }
 
     /// After the credentials are proven: the account's state, its networks, and the master
@@ -324,13 +403,16 @@ impl Service {
         }
     }
 
-    /// Ends an attempt: waits out the penalty and the failure delay (inside the reply
-    /// budget), records it for throttling, and logs it.
+    /// Ends an attempt: records it for throttling, waits (inside the reply budget), and logs
+    /// it. A failure leaves no sooner than the pad after its request started, then the
+    /// failure delay with jitter, then the penalty: its time tells nothing about the account
+    /// ([`crate::pace`]). An abandoned exchange is recorded and logged but not waited for:
+    /// nobody reads its answer.
     pub async fn finish(&self, at: &Attempt, outcome: Outcome, fp: Option<Fingerprint>) -> Outcome {
         let user = outcome.user.as_deref();
-        let mut wait = Duration::ZERO;
+        let mut penalty = Duration::ZERO;
         if let Some(throttle) = &self.throttle {
-            wait = throttle.penalty(at.rip, user);
+            penalty = throttle.penalty(at.rip, user);
             match &outcome.result {
                 Ok(()) => throttle.succeeded(at.rip, user),
                 Err(f) if f.is_guess() => {
@@ -340,19 +422,42 @@ impl Service {
                 Err(_) => {}
             }
         }
-        if let Err(f) = &outcome.result
-            && f.is_delayed()
-        {
-            wait += jitter(self.failure_delay);
-        }
-        // Only a real wait touches the timer: a zero sleep still waits for the timer's next
-        // millisecond tick, which would cap every connection at ~1,000 answers a second.
-        if !wait.is_zero() {
-            let until = (Instant::now() + wait).min(self.deadline(at));
-            tokio::time::sleep_until(until).await;
+        let until = match &outcome.result {
+            Err(Failure::Abandoned(_)) => None,
+            Err(f) if f.is_delayed() => {
+                let padded = (at.started + self.pace.pad()).max(Instant::now());
+                Some(padded + jitter(self.failure_delay) + penalty)
+            }
+            // Only a real wait touches the timer: a zero sleep still waits for the timer's
+            // next millisecond tick, which would cap every connection at ~1,000 answers a
+            // second.
+            _ if !penalty.is_zero() => Some(Instant::now() + penalty),
+            _ => None,
+        };
+        if let Some(until) = until {
+            tokio::time::sleep_until(until.min(self.deadline(at))).await;
         }
         log(at, &outcome, at.started.elapsed());
         outcome
+    }
+
+    /// A fingerprint for a CRAM-MD5 or SCRAM attempt: the exchange's messages carry fresh
+    /// nonces, so each one differs and every failure counts as a new guess.
+    pub fn fingerprint(&self, name: &str, answer: &[u8]) -> Fingerprint {
+        self.fingerprints.of(name, answer)
+    }
+
+    /// Takes over what the service a reload replaces has learnt: the throttle's records and
+    /// the measured verification costs (when the store is the same kind).
+    #[must_use]
+    pub fn inherit(mut self, previous: &Service) -> Service {
+        if let (Some(mine), Some(theirs)) = (&mut self.throttle, &previous.throttle) {
+            mine.inherit(theirs);
+        }
+        if std::mem::discriminant(&self.passdb) == std::mem::discriminant(&previous.passdb) {
+            self.pace.inherit(&previous.pace);
+        }
+        self
     }
 
     /// The latest time the reply may leave.
@@ -361,11 +466,11 @@ impl Service {
     }
 
     /// What a cached success is filed under: the user and password, and whatever else the
-    /// store's answer may depend on (the service, and the client address for an SQL query
-    /// that uses `:rip`).
+    /// store's answer may depend on (the service, and the client address for PAM and for an
+    /// SQL query that uses `:rip`).
     fn cache_key(&self, at: &Attempt, name: &str, password: &[u8]) -> Fingerprint {
         let mut scope = format!("{name}\0{}", at.service);
-        if self.passdb.varies_with_client() {
+        if self.passdb.varies_with_client() || matches!(self.passdb, PassDb::Pam(_)) {
             scope.push('\0');
             scope.push_str(&at.rip.map(|ip| ip.to_string()).unwrap_or_default());
         }
@@ -393,13 +498,14 @@ impl Service {
             Err(_) => Err(Failure::Store("no answer before the reply deadline".to_owned())),
         }
     }
+}
 
-    /// Keys no password matches, with a salt that is the same for the same name within
-    /// this process: asking twice does not reveal that the user is unknown.
-    fn decoy_scram(&self, name: &str) -> ScramKeys {
-        let salt = self.fingerprints.of(name, b"scram-decoy-salt");
-        let noise = self.fingerprints.of(name, b"scram-decoy-keys");
-        ScramKeys { iterations: 4096, salt: salt[..16].to_vec(), stored_key: noise, server_key: noise }
+/// Whether verifying this attempt's credential belongs on the hashing pool: a slow stored
+/// scheme, or the decoy (which is the store's costliest).
+fn stored_is_slow(account: &Option<Arc<Account>>, pace: &Pace) -> bool {
+    match account.as_ref().and_then(|a| a.password.as_ref()) {
+        Some(s) => s.scheme().is_slow(),
+        None => pace.decoy().scheme().is_slow(),
     }
 }
 

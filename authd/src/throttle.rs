@@ -7,10 +7,16 @@
 //!
 //! Repeating the same user and password does not raise the penalty: that is a client with a
 //! stale saved password, not an attacker (anvil's trick, with a keyed hash instead of CRC32).
+//! Each mechanism gives its own fingerprint of a guess (the password for PLAIN and LOGIN,
+//! the client key for SCRAM, the digest for CRAM-MD5), so every mechanism's penalty grows.
+//!
+//! A success clears that user's record, and from the address only the failures made against
+//! that user: a sprayer that logs into its own account between guesses keeps its penalty.
+//! The table outlives reloads ([`Throttle::inherit`]).
 
 use std::net::IpAddr;
 use std::num::NonZeroUsize;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lru::LruCache;
@@ -33,6 +39,8 @@ pub struct ThrottleSettings {
 enum Key {
     Addr(IpAddr),
     User(String),
+    /// The failures of one user from one address: what a success takes off the address.
+    Pair(IpAddr, String),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -47,13 +55,22 @@ struct Record {
 pub struct Throttle {
     settings: ThrottleSettings,
     /// A std mutex: no await happens while it is held and each section is a few lookups.
-    table: Mutex<LruCache<Key, Record>>,
+    /// Shared with the services of later reloads.
+    table: Arc<Mutex<LruCache<Key, Record>>>,
 }
 
 impl Throttle {
     pub fn new(settings: ThrottleSettings) -> Throttle {
-        let size = NonZeroUsize::new(settings.size.max(2)).unwrap_or(NonZeroUsize::MIN);
-        Throttle { settings, table: Mutex::new(LruCache::new(size)) }
+        let size = NonZeroUsize::new(settings.size.max(3)).unwrap_or(NonZeroUsize::MIN);
+        Throttle { settings, table: Arc::new(Mutex::new(LruCache::new(size))) }
+    }
+
+    /// Takes over the records of the service a reload replaces, resized to this one's size.
+    pub fn inherit(&mut self, previous: &Throttle) {
+        self.table = previous.table.clone();
+        if let Ok(mut table) = self.table.lock() {
+            table.resize(NonZeroUsize::new(self.settings.size.max(3)).unwrap_or(NonZeroUsize::MIN));
+        }
     }
 
     /// The wait owed by the next answer to `rip` about `user`: the larger of both penalties.
@@ -61,7 +78,7 @@ impl Throttle {
         let now = Instant::now();
         let Ok(mut table) = self.table.lock() else { return Duration::ZERO };
         let mut worst = 0;
-        for key in self.keys(rip, user) {
+        for key in self.keys(rip, user).filter(|k| !matches!(k, Key::Pair(..))) {
             if let Some(r) = table.get(&key)
                 && now.duration_since(r.last) < self.settings.forget_after
             {
@@ -93,11 +110,20 @@ impl Throttle {
         }
     }
 
-    /// A successful login clears the address's and the user's record.
+    /// A successful login clears the user's record, and takes the user's own failures from
+    /// this address off the address's record.
     pub fn succeeded(&self, rip: Option<IpAddr>, user: Option<&str>) {
         let Ok(mut table) = self.table.lock() else { return };
-        for key in self.keys(rip, user) {
-            table.pop(&key);
+        let Some(user) = user else { return };
+        table.pop(&Key::User(user.to_owned()));
+        let Some(ip) = rip.map(|ip| mask(ip, self.settings.ipv6_prefix)) else { return };
+        let Some(own) = table.pop(&Key::Pair(ip, user.to_owned())) else { return };
+        let addr = Key::Addr(ip);
+        if let Some(r) = table.get_mut(&addr) {
+            r.failures = r.failures.saturating_sub(own.failures);
+            if r.failures == 0 {
+                table.pop(&addr);
+            }
         }
     }
 
@@ -110,8 +136,9 @@ impl Throttle {
     }
 
     fn keys(&self, rip: Option<IpAddr>, user: Option<&str>) -> impl Iterator<Item = Key> {
-        let addr = rip.map(|ip| Key::Addr(mask(ip, self.settings.ipv6_prefix)));
-        addr.into_iter().chain(user.map(|u| Key::User(u.to_owned())))
+        let ip = rip.map(|ip| mask(ip, self.settings.ipv6_prefix));
+        let pair = ip.zip(user).map(|(ip, u)| Key::Pair(ip, u.to_owned()));
+        ip.map(Key::Addr).into_iter().chain(user.map(|u| Key::User(u.to_owned()))).chain(pair)
     }
 }
 
@@ -167,6 +194,40 @@ mod tests {
         assert_eq!(t.penalty(Some(ip), None), Duration::from_secs(1));
         t.succeeded(Some(ip), Some("a"));
         assert_eq!(t.penalty(Some(ip), Some("a")), Duration::ZERO);
+    }
+
+    /// Five guesses at other names, then a login to the sprayer's own account: the address
+    /// keeps its five failures; a user's own mistakes are forgiven by its own success.
+    #[test]
+    fn a_success_clears_only_that_users_failures() {
+        let t = throttle();
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        for (n, victim) in ["v1", "v2", "v3", "v4", "v5"].into_iter().enumerate() {
+            t.failed(Some(ip), Some(victim), n as u64);
+        }
+        t.failed(Some(ip), Some("own"), 99);
+        assert_eq!(t.penalty(Some(ip), None), Duration::from_secs(6), "six failures");
+        t.succeeded(Some(ip), Some("own"));
+        assert_eq!(t.penalty(Some(ip), None), Duration::from_secs(6), "five against others remain (2^4 s, capped)");
+        assert_eq!(t.penalty(None, Some("own")), Duration::ZERO);
+        assert_eq!(t.penalty(None, Some("v1")), Duration::from_secs(1), "the victims keep theirs");
+        // A user who mistyped twice and then got it right leaves the address clean.
+        let home: IpAddr = "198.51.100.3".parse().unwrap();
+        t.failed(Some(home), Some("carol"), 1);
+        t.failed(Some(home), Some("carol"), 2);
+        t.succeeded(Some(home), Some("carol"));
+        assert_eq!(t.penalty(Some(home), Some("carol")), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_reload_keeps_the_records() {
+        let old = throttle();
+        let ip: IpAddr = "192.0.2.8".parse().unwrap();
+        old.failed(Some(ip), Some("x"), 1);
+        old.failed(Some(ip), Some("y"), 2);
+        let mut new = throttle();
+        new.inherit(&old);
+        assert_eq!(new.penalty(Some(ip), None), Duration::from_secs(2));
     }
 
     #[test]

@@ -38,6 +38,14 @@ pub trait Daemon: Send + Sync + Sized + 'static {
     /// Builds the service. Called at start and again for every reload.
     fn build(config: Arc<Self::Config>) -> impl Future<Output = Result<Self, BuildError>> + Send;
 
+    /// Called on a reload with the service being replaced, before the new one is put in
+    /// service: what the old one learnt at run time (penalty records, measured costs) is
+    /// taken over here. Keeps nothing by default.
+    #[must_use]
+    fn inherit(self, _previous: &Self) -> Self {
+        self
+    }
+
     /// Serves one connection. `service` always holds the newest configuration's service.
     fn serve(
         service: watch::Receiver<Arc<Self>>,
@@ -417,6 +425,7 @@ async fn reload<D: Daemon>(
     let next = Arc::new(next);
     match D::build(next.clone()).await {
         Ok(service) => {
+            let service = service.inherit(&tx.borrow());
             tx.send_replace(Arc::new(service));
             tracing::info!("configuration reloaded from {}", path.display());
             Some(next)

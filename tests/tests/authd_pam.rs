@@ -52,8 +52,8 @@ impl System {
 
     /// Users `<prefix>ok`, `<prefix>locked`, `<prefix>expired` (all in the group) and
     /// `<prefix>outside` (not in it), all with [`PASSWORD`].
-    fn create() -> System {
-        let prefix = format!("pwpam{}", std::process::id() % 100_000);
+    fn create(tag: &str) -> System {
+        let prefix = format!("pwpam{}{tag}", std::process::id() % 100_000);
         let group = format!("{prefix}grp");
         let mut system = System {
             prefix: prefix.clone(),
@@ -102,7 +102,7 @@ async fn pam_store_with_real_system_accounts() {
         eprintln!("SKIPPED pam_store_with_real_system_accounts: {why}");
         return;
     }
-    let system = System::create();
+    let system = System::create("a");
     let dir = tempfile::tempdir().unwrap();
     let files = TestFiles::new(dir.path(), "authd");
     let sections = format!(
@@ -149,6 +149,42 @@ async fn pam_store_with_real_system_accounts() {
     };
     let (wrong, unknown) = (ms(&ok), ms(&system.user("nosuchuser")));
     assert!(unknown * 2 >= wrong, "unknown user {unknown} ms, wrong password {wrong} ms");
+}
+
+/// Finding 6: a PAM login is not taken from the cache by default, and with
+/// `cache.pam_logins` on, a cache hit still runs account management: an account that
+/// expires after its first login is refused at once either way.
+#[tokio::test]
+async fn cached_pam_logins_still_meet_account_management() {
+    if let Some(why) = System::why_not() {
+        eprintln!("SKIPPED cached_pam_logins_still_meet_account_management: {why}");
+        return;
+    }
+    let system = System::create("c");
+    for (cache, user) in [("", "ok"), ("[cache]\npam_logins = true\n", "expired")] {
+        let user = system.user(user);
+        run(&["chage", "--expiredate", "-1", &user]);
+        let dir = tempfile::tempdir().unwrap();
+        let files = TestFiles::new(dir.path(), "authd");
+        let sections = format!(
+            "[auth]\nfailure_delay = \"0s\"\n[throttle]\nenabled = false\n{cache}\
+             [passdb]\ndriver = \"pam\"\npam_service = \"{}\"\n",
+            system.pam_service()
+        );
+        let daemon = files.start("postward-authd", "", &sections, T).await;
+        let mut c = AuthClient::connect(&files.address()).await.unwrap();
+        c.handshake(7).await.unwrap();
+        c.set_rip("192.0.2.7");
+        for _ in 0..2 {
+            assert_eq!(c.plain(&user, PASSWORD).await.unwrap(), AuthOutcome::Ok { user: Some(user.clone()) });
+        }
+        run(&["chage", "--expiredate", "1", &user]);
+        let outcome = c.plain(&user, PASSWORD).await.unwrap();
+        assert!(matches!(outcome, AuthOutcome::Fail { .. }), "{cache:?}: an expired account got {outcome:?}");
+        daemon.wait_for_log("reason=expired", T).await;
+        let log = daemon.log().join("\n");
+        assert!(log.lines().any(|l| l.contains(&format!("user={user} ")) && l.contains("reason=expired")), "{log}");
+    }
 }
 
 #[tokio::test]

@@ -50,6 +50,11 @@ async fn filter_matches_guesses_and_nothing_else() {
     c.set_rip("192.0.2.13");
     assert!(!ok(c.plain("bad name", "guess").await.unwrap()));
     file_daemon.wait_for_log("rip=192.0.2.13", T).await;
+    // A LOGIN exchange left after its first challenge: abandoned, a guess too.
+    c.send("AUTH\t99\tLOGIN\tservice=smtp\tnologin\tlip=127.0.0.1\trip=192.0.2.15\n").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(c);
+    file_daemon.wait_for_log("rip=192.0.2.15", T).await;
 
     // A database that cannot be reached: temporary failures.
     let sql = format!("driver = \"sql\"\nurl = \"sqlite://{}/missing/dir/users.db\"\n", dir.path().display());
@@ -76,6 +81,7 @@ async fn filter_matches_guesses_and_nothing_else() {
         std::process::Command::new("fail2ban-regex").args(["-o", "ip"]).arg(&log_path).arg(&filter).output().unwrap();
     assert!(out.status.success(), "fail2ban-regex: {}", String::from_utf8_lossy(&out.stderr));
     let found: BTreeSet<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect();
-    let want: BTreeSet<String> = ["192.0.2.11", "2001:db8::12", "192.0.2.13"].into_iter().map(str::to_owned).collect();
+    let want: BTreeSet<String> =
+        ["192.0.2.11", "2001:db8::12", "192.0.2.13", "192.0.2.15"].into_iter().map(str::to_owned).collect();
     assert_eq!(found, want, "log:\n{log}");
 }

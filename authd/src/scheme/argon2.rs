@@ -44,6 +44,11 @@ impl Argon2Hash {
         Ok(Argon2Hash { text: Zeroizing::new(text.to_owned()) })
     }
 
+    /// The variant, version and parameters: `$argon2id$v=19$m=65536,t=3,p=1`.
+    pub(super) fn cost_class(&self) -> String {
+        self.text.split('$').take(4).collect::<Vec<_>>().join("$")
+    }
+
     /// Whether `password` hashes to this string. Blocking: memory-hard, tens of milliseconds
     /// and `m` KiB at doveadm's defaults.
     pub(super) fn verify(&self, password: &[u8]) -> bool {

@@ -78,6 +78,19 @@ impl CryptHash {
         Ok(CryptHash { kind, text: Zeroizing::new(text.to_owned()) })
     }
 
+    /// The algorithm and its cost field: `$6$rounds=N`, `$2b$12`, `$y$j9T`, `$1`.
+    pub(super) fn cost_class(&self) -> String {
+        let mut fields = self.text.split('$').skip(1);
+        let id = fields.next().unwrap_or_default();
+        let cost = fields.next().unwrap_or_default();
+        match self.kind {
+            Kind::Md5 => "$1".to_owned(),
+            Kind::Sha256 | Kind::Sha512 if cost.starts_with("rounds=") => format!("${id}${cost}"),
+            Kind::Sha256 | Kind::Sha512 => format!("${id}"),
+            Kind::Bcrypt | Kind::Yescrypt => format!("${id}${cost}"),
+        }
+    }
+
     /// Whether `password` hashes to this string. Blocking: a deliberate key stretch.
     pub(super) fn verify(&self, password: &[u8]) -> bool {
         let text = self.text.as_str();

@@ -39,7 +39,7 @@ use std::str::FromStr;
 
 pub use cram::CramMd5Key;
 pub use error::SchemeError;
-pub use scram::{ScramKeys, ScramSha1Keys};
+pub use scram::{MIN_ITERATIONS as SCRAM_ITERATIONS, SALT_LEN as SCRAM_SALT_LEN, ScramKeys, ScramSha1Keys};
 pub use stored::Stored;
 
 use random::Rng;

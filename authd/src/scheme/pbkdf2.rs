@@ -26,6 +26,10 @@ pub(super) struct Pbkdf2Hash {
 }
 
 impl Pbkdf2Hash {
+    pub(super) fn rounds(&self) -> u32 {
+        self.rounds
+    }
+
     /// Parses `$1$salt$rounds$hex`: a non-empty salt, rounds ≥ 1 and 40 hex digits.
     pub(super) fn parse(text: &str) -> Result<Pbkdf2Hash, SchemeError> {
         let malformed = |what| SchemeError::Malformed { scheme: SCHEME, what };

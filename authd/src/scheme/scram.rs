@@ -16,9 +16,9 @@ use super::{Scheme, SchemeError};
 
 /// Dovecot refuses stored SCRAM credentials with fewer iterations (and RFC 7677 §4 asks for at
 /// least 4096); it is also what doveadm writes.
-pub(super) const MIN_ITERATIONS: u32 = 4096;
+pub const MIN_ITERATIONS: u32 = 4096;
 /// Salt bytes doveadm writes, and what keys derived from PLAIN use.
-pub(super) const SALT_LEN: usize = 16;
+pub const SALT_LEN: usize = 16;
 
 /// SCRAM-SHA-256 server keys for one account.
 #[derive(Clone)]

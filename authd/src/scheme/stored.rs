@@ -183,19 +183,30 @@ impl Stored {
     }
 
     /// SCRAM-SHA-256 server keys when this credential can serve SCRAM-SHA-256: from
-    /// {SCRAM-SHA-256} stored data, or derived from PLAIN (random 16-byte salt, 4096
-    /// iterations, like Dovecot does for plaintext), else None.
+    /// {SCRAM-SHA-256} stored data, or derived from PLAIN with `salt` and 4096 iterations
+    /// (what Dovecot announces for plaintext), else None.
     ///
-    /// Deriving from PLAIN is a deliberate key stretch: call it off the async workers.
-    pub fn scram_sha256(&self) -> Option<ScramKeys> {
+    /// The caller gives the salt: for PLAIN it must be the one an unknown user of the same
+    /// name would get ([`crate::secret`]), so the two look alike. Deriving from PLAIN is a
+    /// deliberate key stretch: call it off the async workers.
+    pub fn scram_sha256(&self, salt: &[u8]) -> Option<ScramKeys> {
         match &self.credential {
             Credential::ScramSha256(keys) => Some(keys.clone()),
-            Credential::Plain(password) => {
-                let mut salt = [0u8; scram::SALT_LEN];
-                super::random::fill_with_fallback(&mut salt);
-                Some(ScramKeys::derive(password, &salt, scram::MIN_ITERATIONS))
-            }
+            Credential::Plain(password) => Some(ScramKeys::derive(password, salt, scram::MIN_ITERATIONS)),
             _ => None,
+        }
+    }
+
+    /// What decides how long a verification takes: the scheme and its cost parameters
+    /// (rounds, bcrypt cost, Argon2 memory and passes), never the salt or the hash.
+    pub fn cost_class(&self) -> String {
+        match &self.credential {
+            Credential::Crypt(hash) => hash.cost_class(),
+            Credential::Argon2(hash) => hash.cost_class(),
+            Credential::Pbkdf2(hash) => format!("PBKDF2 rounds={}", hash.rounds()),
+            Credential::ScramSha1(keys) => format!("SCRAM-SHA-1 i={}", keys.iterations),
+            Credential::ScramSha256(keys) => format!("SCRAM-SHA-256 i={}", keys.iterations),
+            Credential::Plain(_) | Credential::Digest(_) | Credential::CramMd5(_) => self.scheme.name().to_owned(),
         }
     }
 

@@ -258,23 +258,28 @@ fn only_plain_and_cram_serve_cram_md5() {
 fn scram_keys_from_stored_and_from_plain() {
     let text = DOVEADM_SECRET.iter().find(|(_, s)| *s == Scheme::ScramSha256).unwrap().0;
     let stored = Stored::parse(text, Scheme::Plain).unwrap();
-    let keys = stored.scram_sha256().unwrap();
+    let keys = stored.scram_sha256(&[7; 16]).unwrap();
     assert_eq!(keys.iterations, 4096);
     assert_eq!(encoding::base64(&keys.salt), "cHH9SjofWl+6/EWcb99LhQ==");
     let again = ScramKeys::derive(SECRET, &keys.salt, keys.iterations);
     assert_eq!((again.stored_key, again.server_key), (keys.stored_key, keys.server_key));
 
     let plain = Stored::parse("{PLAIN}secret", Scheme::Plain).unwrap();
-    let derived = plain.scram_sha256().unwrap();
-    assert_eq!((derived.iterations, derived.salt.len()), (4096, 16));
+    let derived = plain.scram_sha256(&[7; 16]).unwrap();
+    assert_eq!((derived.iterations, derived.salt.as_slice()), (4096, &[7u8; 16][..]));
     assert_eq!(derived.stored_key, ScramKeys::derive(SECRET, &derived.salt, 4096).stored_key);
-    assert_ne!(plain.scram_sha256().unwrap().salt, derived.salt, "a fresh salt each time");
+    assert_eq!(plain.scram_sha256(&[7; 16]).unwrap().salt, derived.salt, "the salt the caller gives");
 
     let sha1 =
         Stored::parse(DOVEADM_SECRET.iter().find(|(_, s)| *s == Scheme::ScramSha1).unwrap().0, Scheme::Plain).unwrap();
-    assert!(sha1.scram_sha256().is_none());
+    assert!(sha1.scram_sha256(&[7; 16]).is_none());
     assert_eq!(sha1.scram_sha1().unwrap().iterations, 4096);
-    assert!(Stored::parse("{SSHA}E+8qX9++WIYtpJn78WIX40pojqDpYo0I", Scheme::Plain).unwrap().scram_sha256().is_none());
+    assert!(
+        Stored::parse("{SSHA}E+8qX9++WIYtpJn78WIX40pojqDpYo0I", Scheme::Plain)
+            .unwrap()
+            .scram_sha256(&[7; 16])
+            .is_none()
+    );
 }
 
 /// Expected shape of `hash(scheme, …, None)` output after the `{SCHEME}` prefix.

@@ -71,6 +71,12 @@ pub enum PassDb {
     Pam(pam::Pam),
 }
 
+/// The first credential of each cost class among `accounts`.
+fn one_per_class<'a>(accounts: impl Iterator<Item = &'a Arc<Account>>) -> Vec<Stored> {
+    let mut seen = std::collections::HashSet::new();
+    accounts.filter_map(|a| a.password.as_ref()).filter(|s| seen.insert(s.cost_class())).cloned().collect()
+}
+
 /// What a lookup may use besides the name: the SQL placeholders.
 #[derive(Debug, Clone, Copy)]
 pub struct LookupContext<'a> {
@@ -113,6 +119,18 @@ impl PassDb {
     /// CRAM-MD5 or SCRAM state), which CRAM-MD5 and SCRAM-SHA-256 need.
     pub fn can_hold_credentials(&self) -> bool {
         !matches!(self, PassDb::Shadow(_) | PassDb::Pam(_))
+    }
+
+    /// One stored credential of each cost class the store holds now: what the decoy and
+    /// the failure pad are calibrated on ([`crate::pace`]). An SQL store's entries are only
+    /// met at run time; PAM's are the system's own hashes when /etc/shadow is readable.
+    pub fn cost_samples(&self) -> Vec<Stored> {
+        match self {
+            PassDb::File(f) => f.table().cost_samples(),
+            PassDb::Sql(_) => Vec::new(),
+            PassDb::Shadow(s) => s.cost_samples(),
+            PassDb::Pam(_) => pam::system_hashes(std::path::Path::new("/etc/shadow")),
+        }
     }
 
     pub fn describe(&self) -> String {

@@ -19,7 +19,6 @@ use std::ffi::{OsStr, OsString};
 use std::net::IpAddr;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use nonstick::items::ItemsMut;
@@ -56,39 +55,22 @@ pub enum PamVerdict {
 pub struct Pam {
     settings: Arc<PamSettings>,
     pool: Hasher,
-    /// How long a transaction that verified a password takes, recently.
-    typical: Typical,
-}
-
-/// A moving average of durations (microseconds, weight 1/8 for the newest).
-#[derive(Default)]
-struct Typical(AtomicU64);
-
-impl Typical {
-    fn record(&self, took: Duration) {
-        let new = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-        let old = self.0.load(Ordering::Relaxed);
-        let avg = if old == 0 { new } else { old - old / 8 + new / 8 };
-        self.0.store(avg, Ordering::Relaxed);
-    }
-
-    fn get(&self) -> Duration {
-        Duration::from_micros(self.0.load(Ordering::Relaxed))
-    }
 }
 
 impl Pam {
     pub fn new(settings: PamSettings) -> Pam {
         // Queue: a flood waits for its deadline rather than being refused at once.
         let pool = Hasher::new(settings.workers.max(1), 1000);
-        Pam { settings: Arc::new(settings), pool, typical: Typical::default() }
+        Pam { settings: Arc::new(settings), pool }
     }
 
     pub fn service(&self) -> &str {
         &self.settings.service
     }
 
-    /// Runs one PAM transaction for `user` and `password`.
+    /// Runs one PAM transaction for `user` and `password`: the verdict, and how long the
+    /// transaction took on its worker (the service pads failures to the slowest seen, so
+    /// pam_unix's quick "unknown user" looks like a wrong password; [`crate::pace`]).
     ///
     /// # Errors
     /// No PAM worker became free before `deadline`.
@@ -98,23 +80,28 @@ impl Pam {
         password: Zeroizing<Vec<u8>>,
         rip: Option<IpAddr>,
         deadline: Instant,
-    ) -> Result<PamVerdict, Busy> {
+    ) -> Result<(PamVerdict, Duration), Busy> {
         let settings = self.settings.clone();
         let user = user.to_owned();
-        let started = Instant::now();
-        let verdict = self.pool.run(deadline, move || transaction(&settings, &user, &password, rip)).await?;
-        let took = started.elapsed();
-        match &verdict {
-            PamVerdict::Accepted(_) | PamVerdict::Refused(_) => self.typical.record(took),
-            // pam_unix answers an unknown user without hashing: wait as long as a hash
-            // takes, so the reply time does not tell unknown users from wrong passwords.
-            PamVerdict::Rejected => {
-                let pad = self.typical.get().saturating_sub(took);
-                tokio::time::sleep_until((started + took + pad).min(deadline)).await;
-            }
-            PamVerdict::Unavailable(_) => {}
-        }
-        Ok(verdict)
+        self.pool
+            .run(deadline, move || {
+                let started = std::time::Instant::now();
+                let verdict = transaction(&settings, &user, &password, rip);
+                (verdict, started.elapsed())
+            })
+            .await
+    }
+
+    /// Account management only (`pam_acct_mgmt` with `PAM_RHOST`, then the uid and group
+    /// rules), for a login whose password a cached verification already proved: locks,
+    /// expiry, faillock and `pam_access` rules still apply to every login.
+    ///
+    /// # Errors
+    /// No PAM worker became free before `deadline`.
+    pub async fn account(&self, user: &str, rip: Option<IpAddr>, deadline: Instant) -> Result<PamVerdict, Busy> {
+        let settings = self.settings.clone();
+        let user = user.to_owned();
+        self.pool.run(deadline, move || account_only(&settings, &user, rip)).await
     }
 
     /// Master-user targets are not supported with PAM: whether a system account is locked
@@ -136,16 +123,10 @@ fn transaction(settings: &PamSettings, user: &str, password: &[u8], rip: Option<
     if user.contains('\0') || password.contains(&0) {
         return PamVerdict::Rejected;
     }
-    let answers = Answers { user: OsString::from(user), password: Zeroizing::new(password.to_vec()) };
-    let mut txn =
-        match TransactionBuilder::new_with_service(&settings.service).username(user).build(answers.into_conversation())
-        {
-            Ok(t) => t,
-            Err(e) => return PamVerdict::Unavailable(format!("pam_start({}): {e}", settings.service)),
-        };
-    if let Some(ip) = rip {
-        let _ = txn.items_mut().set_remote_host(Some(OsStr::new(&ip.to_string())));
-    }
+    let mut txn = match start(settings, user, password, rip) {
+        Ok(t) => t,
+        Err(v) => return v,
+    };
     let flags = AuthnFlags::DISALLOW_NULL_AUTHTOK;
     if let Err(e) = txn.authenticate(flags) {
         return match e {
@@ -163,6 +144,42 @@ fn transaction(settings: &PamSettings, user: &str, password: &[u8], rip: Option<
         };
     }
     // The password is right: from here on, every refusal names the account's state.
+    manage(settings, &mut txn, user)
+}
+
+/// [`Pam::account`]'s transaction: no password, account management only.
+fn account_only(settings: &PamSettings, user: &str, rip: Option<IpAddr>) -> PamVerdict {
+    if user.contains('\0') {
+        return PamVerdict::Rejected;
+    }
+    let mut txn = match start(settings, user, b"", rip) {
+        Ok(t) => t,
+        Err(v) => return v,
+    };
+    manage(settings, &mut txn, user)
+}
+
+/// `pam_start` with the conversation and `PAM_RHOST` set.
+fn start(
+    settings: &PamSettings,
+    user: &str,
+    password: &[u8],
+    rip: Option<IpAddr>,
+) -> Result<impl Transaction, PamVerdict> {
+    let answers = Answers { user: OsString::from(user), password: Zeroizing::new(password.to_vec()) };
+    let mut txn = TransactionBuilder::new_with_service(&settings.service)
+        .username(user)
+        .build(answers.into_conversation())
+        .map_err(|e| PamVerdict::Unavailable(format!("pam_start({}): {e}", settings.service)))?;
+    if let Some(ip) = rip {
+        let _ = txn.items_mut().set_remote_host(Some(OsStr::new(&ip.to_string())));
+    }
+    Ok(txn)
+}
+
+/// `pam_acct_mgmt`, then the uid and group rules, for a user whose password is right.
+fn manage(settings: &PamSettings, txn: &mut impl Transaction, user: &str) -> PamVerdict {
+    let flags = AuthnFlags::DISALLOW_NULL_AUTHTOK;
     let status = match txn.account_management(flags) {
         Ok(()) => Status::Active,
         Err(ErrorCode::AccountExpired | ErrorCode::NewAuthTokRequired | ErrorCode::AuthTokExpired) => Status::Expired,
@@ -182,6 +199,21 @@ fn transaction(settings: &PamSettings, user: &str, password: &[u8], rip: Option<
         }
         None => PamVerdict::Refused(Arc::new(account(user, Status::Disabled("not known to the name service")))),
     }
+}
+
+/// The crypt hashes of a shadow file, when this process may read it (root, or the
+/// `shadow` group): what pam_unix will verify, so what the failure pad is calibrated on.
+/// Empty when unreadable (the pad then starts from a SHA512-CRYPT verification and rises
+/// with what PAM is seen to take).
+pub fn system_hashes(path: &std::path::Path) -> Vec<crate::scheme::Stored> {
+    let Ok(text) = std::fs::read_to_string(path) else { return Vec::new() };
+    let mut seen = std::collections::HashSet::new();
+    text.lines()
+        .filter_map(|line| line.split(':').nth(1))
+        .filter(|hash| hash.starts_with('$'))
+        .filter_map(|hash| crate::scheme::Stored::parse(hash, crate::scheme::Scheme::Crypt).ok())
+        .filter(|s| seen.insert(s.cost_class()))
+        .collect()
 }
 
 /// The uid and group rules, from the name service (getpwnam/getgrnam: files, sss, ldap).

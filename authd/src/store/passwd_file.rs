@@ -37,6 +37,11 @@ impl Table {
         self.accounts.is_empty()
     }
 
+    /// One credential per cost class (see [`super::PassDb::cost_samples`]).
+    pub fn cost_samples(&self) -> Vec<Stored> {
+        super::one_per_class(self.accounts.values())
+    }
+
     /// Whether any account's stored credential can answer `probe` (CRAM-MD5, SCRAM).
     pub fn any(&self, probe: impl Fn(&Stored) -> bool) -> bool {
         self.accounts.values().any(|a| a.password.as_ref().is_some_and(&probe))

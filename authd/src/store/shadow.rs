@@ -60,6 +60,11 @@ impl Shadow {
         self.files.current().accounts.get(user).cloned()
     }
 
+    /// One credential per cost class (see [`super::PassDb::cost_samples`]).
+    pub fn cost_samples(&self) -> Vec<Stored> {
+        super::one_per_class(self.files.current().accounts.values())
+    }
+
     pub fn generation(&self) -> u64 {
         self.files.generation()
     }

@@ -1,15 +1,19 @@
 //! Where a daemon listens: `unix:/path`, `inet:host:port`, or `systemd` (sockets passed by
 //! systemd socket activation), and how those sockets are bound.
 //!
-//! Unix sockets are bound before privileges are dropped, then given the configured mode,
-//! owner and group, so a chrooted Postfix smtpd (group `postfix`) can reach
-//! `/var/spool/postfix/private/…`. A socket file left behind by a process that died is
-//! replaced; one that still accepts connections belongs to a live process and is refused.
+//! Unix sockets are bound before privileges are dropped, with the configured mode, owner and
+//! group, so a chrooted Postfix smtpd (group `postfix`) can reach
+//! `/var/spool/postfix/private/…`; [`place`] does it without following any path another
+//! user could swap. A socket file left behind by a process that died is replaced; one that
+//! still accepts connections belongs to a live process and is refused, as is a path that is
+//! not a socket.
+
+mod place;
 
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -117,7 +121,8 @@ impl BoundListener {
     /// A label for log lines, e.g. `unix:/run/x.sock` or `inet:127.0.0.1:10023`.
     pub fn label(&self) -> String {
         match self {
-            BoundListener::Unix { listener, .. } => {
+            BoundListener::Unix { path: Some(guard), .. } => format!("unix:{}", guard.path.display()),
+            BoundListener::Unix { listener, path: None } => {
                 match listener.local_addr().ok().and_then(|a| a.as_pathname().map(Path::to_path_buf)) {
                     Some(p) => format!("unix:{}", p.display()),
                     None => "unix:(unnamed)".into(),
@@ -176,60 +181,30 @@ fn bind_inet(host: &str, port: u16) -> Result<BoundListener, ListenError> {
     Ok(BoundListener::Tcp(listener))
 }
 
-/// Binds a Unix socket, replacing a stale socket file.
+/// Binds a Unix socket, replacing a stale socket file (see [`place`]).
 ///
 /// # Errors
 /// See [`ListenError`].
 pub fn bind_unix(path: &Path, perms: &SocketPermissions) -> Result<BoundListener, ListenError> {
-    let label = format!("unix:{}", path.display());
-    let listener = match UnixListener::bind(path) {
-        Ok(l) => l,
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-            let meta =
-                std::fs::symlink_metadata(path).map_err(|source| ListenError::Bind { addr: label.clone(), source })?;
-            if !meta.file_type().is_socket() {
-                return Err(ListenError::NotASocket { addr: label, path: path.to_owned() });
-            }
-            match UnixStream::connect(path) {
-                Ok(_) => return Err(ListenError::InUse { addr: label }),
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                    tracing::info!("removing stale socket {} left by a process that is gone", path.display());
-                    std::fs::remove_file(path).map_err(|source| ListenError::Bind { addr: label.clone(), source })?;
-                    UnixListener::bind(path).map_err(|source| ListenError::Bind { addr: label.clone(), source })?
-                }
-                Err(source) => return Err(ListenError::Bind { addr: label, source }),
-            }
-        }
-        Err(source) => return Err(ListenError::Bind { addr: label, source }),
+    let uid = match &perms.owner {
+        Some(name) => Some(
+            crate::privdrop::lookup_user(name)
+                .map_err(|_| ListenError::UnknownOwner { kind: "user", name: name.clone(), path: path.to_owned() })?
+                .uid,
+        ),
+        None => None,
     };
-    let perm_err = |source| ListenError::Permissions { path: path.to_owned(), source };
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(perms.mode)).map_err(perm_err)?;
-    if perms.owner.is_some() || perms.group.is_some() {
-        let uid = match &perms.owner {
-            Some(name) => Some(
-                crate::privdrop::lookup_user(name)
-                    .map_err(|_| ListenError::UnknownOwner { kind: "user", name: name.clone(), path: path.to_owned() })?
-                    .uid,
-            ),
-            None => None,
-        };
-        let gid = match &perms.group {
-            Some(name) => Some(
-                crate::privdrop::lookup_group(name)
-                    .map_err(|_| ListenError::UnknownOwner {
-                        kind: "group",
-                        name: name.clone(),
-                        path: path.to_owned(),
-                    })?
-                    .gid,
-            ),
-            None => None,
-        };
-        nix::unistd::chown(path, uid, gid).map_err(|e| perm_err(std::io::Error::from(e)))?;
-    }
-    let meta = std::fs::symlink_metadata(path).map_err(perm_err)?;
-    let guard = UnixPathGuard { path: path.to_owned(), dev: meta.dev(), ino: meta.ino() };
-    Ok(BoundListener::Unix { listener, path: Some(guard) })
+    let gid = match &perms.group {
+        Some(name) => Some(
+            crate::privdrop::lookup_group(name)
+                .map_err(|_| ListenError::UnknownOwner { kind: "group", name: name.clone(), path: path.to_owned() })?
+                .gid,
+        ),
+        None => None,
+    };
+    let placed = place::bind_placed(path, perms.mode, uid, gid)?;
+    let guard = UnixPathGuard { path: path.to_owned(), dev: placed.dev, ino: placed.ino };
+    Ok(BoundListener::Unix { listener: placed.listener, path: Some(guard) })
 }
 
 fn systemd_listeners() -> Result<Vec<BoundListener>, ListenError> {
@@ -252,6 +227,8 @@ fn systemd_listeners() -> Result<Vec<BoundListener>, ListenError> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     #[test]
@@ -294,5 +271,56 @@ mod tests {
         let err = bind_unix(&path, &perms).unwrap_err();
         assert!(matches!(err, ListenError::NotASocket { .. }), "{err}");
         assert_eq!(std::fs::read(&path).unwrap(), b"data");
+    }
+
+    /// Finding: after `bind`, the socket's mode and owner were set by path, following a
+    /// symlink that the directory's owner swapped in. A thread swapping the path for a
+    /// symlink to another file in a loop, while the socket is bound 100 times, must leave
+    /// that file as it was.
+    #[test]
+    fn a_symlink_swapped_in_while_binding_changes_no_other_file() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"root only").unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let swapper = {
+            let (stop, path, victim) = (stop.clone(), path.clone(), victim.clone());
+            std::thread::spawn(move || {
+                let mut swaps = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = std::fs::remove_file(&path);
+                    if std::os::unix::fs::symlink(&victim, &path).is_ok() {
+                        swaps += 1;
+                    }
+                }
+                swaps
+            })
+        };
+        let perms = SocketPermissions { mode: 0o666, ..Default::default() };
+        // 100 starts, each retried until it binds (a start that finds the symlink is refused,
+        // as it must be): every bind is a chance for the swap to land in the window.
+        let (mut bound, mut tries) = (0, 0);
+        while bound < 100 && tries < 200_000 {
+            tries += 1;
+            if let Ok(listener) = bind_unix(&path, &perms) {
+                bound += 1;
+                drop(listener);
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        let swaps = swapper.join().unwrap();
+        let meta = std::fs::metadata(&victim).unwrap();
+        assert_eq!(
+            meta.permissions().mode() & 0o777,
+            0o600,
+            "victim's mode changed ({bound} binds in {tries} tries, {swaps} swaps)"
+        );
+        assert_eq!(std::fs::read(&victim).unwrap(), b"root only");
+        eprintln!("{bound} binds in {tries} tries while {swaps} symlinks were swapped in: victim unchanged");
+        assert!(bound == 100 && swaps > 100, "{bound} binds in {tries} tries, {swaps} swaps");
     }
 }
