@@ -173,6 +173,10 @@ pub struct SenderPoolConfig {
     pub spf_cache_ttl: ConfigDuration,
     /// Earlier attempts considered per request.
     pub max_candidates: u32,
+    /// A record authorizing more than a network of this prefix length is no pool (nor is
+    /// one that passes a probe address no pool covers): the rule is refused for its domain.
+    pub widest_ipv4: u8,
+    pub widest_ipv6: u8,
 }
 
 impl Default for SenderPoolConfig {
@@ -183,6 +187,8 @@ impl Default for SenderPoolConfig {
             spf_cache_size: 10_000,
             spf_cache_ttl: ConfigDuration::secs(3600),
             max_candidates: 4,
+            widest_ipv4: 8,
+            widest_ipv6: 24,
         }
     }
 }
@@ -222,6 +228,18 @@ impl CommonConfig for Config {
         }
         if self.store.purge_batch == 0 {
             return Err(("store.purge_batch".into(), "must be at least 1".into()));
+        }
+        if self.sender_pools.widest_ipv4 > 32 {
+            return Err((
+                "sender_pools.widest_ipv4".into(),
+                format!("{} is more than 32", self.sender_pools.widest_ipv4),
+            ));
+        }
+        if self.sender_pools.widest_ipv6 > 128 {
+            return Err((
+                "sender_pools.widest_ipv6".into(),
+                format!("{} is more than 128", self.sender_pools.widest_ipv6),
+            ));
         }
         Ok(())
     }

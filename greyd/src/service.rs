@@ -21,8 +21,11 @@ use crate::config::{Config, render_reply, store_error_action};
 use crate::greylist::{self, Policy, RequestFacts, Skip, StoredFacts, Update, Verdict};
 use crate::pool::SpfPool;
 use crate::store::{Attempt, Entry, FirstRule, Found, Lookup, Store, StoreError, StoreOptions, Triplet as Key};
-use crate::triplet::{NULL_SENDER, Normalizer, Triplet, sender_domain};
+use crate::triplet::{NULL_SENDER, Normalizer, Triplet};
 use crate::whitelist::Whitelists;
+
+/// Shortest privacy key accepted: 128 bits.
+const MIN_PRIVACY_KEY: usize = 16;
 
 /// The running greylist service, rebuilt on every reload.
 pub struct Service {
@@ -51,11 +54,23 @@ impl Service {
     pub async fn build(config: Arc<Config>) -> Result<Service, BuildError> {
         let g = &config.greylist;
         let privacy_key = match &g.privacy_key_file {
-            Some(path) => Some(
-                tokio::fs::read(path)
+            Some(path) => {
+                let key = tokio::fs::read(path)
                     .await
-                    .map_err(|e| format!("cannot read privacy_key_file {}: {e}", path.display()))?,
-            ),
+                    .map_err(|e| format!("cannot read privacy_key_file {}: {e}", path.display()))?;
+                // An empty or short key makes the hashes guessable by anyone who tries the
+                // addresses they suspect: refuse it rather than store weak pseudonyms.
+                if key.len() < MIN_PRIVACY_KEY {
+                    return Err(format!(
+                        "privacy_key_file {}: {} bytes, fewer than {MIN_PRIVACY_KEY} (make one with: head -c 32 /dev/urandom > {})",
+                        path.display(),
+                        key.len(),
+                        path.display()
+                    )
+                    .into());
+                }
+                Some(key)
+            }
             None => None,
         };
         let wl = config.whitelist.clone();
@@ -87,6 +102,7 @@ impl Service {
                 sp.spf_timeout.get(),
                 sp.spf_cache_size,
                 sp.spf_cache_ttl.get(),
+                crate::pool::width::Limits { widest_ipv4: sp.widest_ipv4, widest_ipv6: sp.widest_ipv6 },
             ))
         } else {
             None
@@ -182,7 +198,8 @@ impl Service {
         }
         let store = self.store.get().await?;
         let key = Key { client_net: &t.client_net, sender: &t.sender, recipient: &t.recipient };
-        let domain = sender_domain(&req.sender);
+        // In privacy mode the domain auto-whitelist stores the domain hashed too.
+        let domain = self.normalizer.domain_of(&req.sender);
         // A triplet this host has seen is decided from memory (see `cache`); otherwise one
         // round trip reads the row and both auto-whitelists, and on SQLite also inserts a first
         // attempt when `first_rule` says so.

@@ -8,8 +8,9 @@
 //!   counters) folded away; the null sender `<>` is its own value.
 //! - Recipient: lower-cased, `+extension` removed.
 //!
-//! In privacy mode the sender and recipient are stored only as keyed hashes (HMAC-SHA-256),
-//! so a database dump reveals no addresses; the client network stays readable because
+//! In privacy mode the sender, the recipient and the sender domain (of the domain
+//! auto-whitelist) are stored only as keyed hashes (HMAC-SHA-256, a key of at least 16
+//! bytes), so a database dump reveals no addresses; the client network stays readable because
 //! whitelisting and reports need it. A value longer than the database key column (255 bytes)
 //! is stored as its plain SHA-256 hash.
 
@@ -82,6 +83,13 @@ impl Normalizer {
             Ok(net) => net.trunc().to_string(),
             Err(_) => client.to_string(),
         }
+    }
+
+    /// The sender's domain as stored (the domain auto-whitelist): hashed in privacy mode,
+    /// empty for the null sender.
+    pub fn domain_of(&self, sender: &str) -> String {
+        let domain = sender_domain(sender);
+        if domain.is_empty() { domain } else { self.protect(domain) }
     }
 
     /// Hashes a normalized value in privacy mode; bounds its length otherwise.

@@ -179,6 +179,79 @@ async fn auto_whitelists_from_the_store_keep_new_triplets_out() {
     assert_eq!(stored_new[0]["client_net"], "203.0.113.0/24", "{rows:?}");
 }
 
+/// Finding 9: in privacy mode nothing of a sender or recipient address is stored in clear,
+/// the domain auto-whitelist's sender domain included.
+#[tokio::test]
+async fn privacy_mode_stores_no_address_part_in_clear() {
+    let key = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(key.path(), b"0123456789abcdef0123456789abcdef").unwrap();
+    let mut g = Greyd::start(&format!(
+        "[greylist]\ndelay = \"1s\"\nauto_whitelist_domains = true\nauto_whitelist_clients = 0\nprivacy_key_file = \"{}\"\n\
+         [sender_pools]\nspf = false\n",
+        key.path().display()
+    ))
+    .await;
+    let mut c = g.client().await;
+    for (ip, sender) in [("192.0.2.7", "alice@secretdomain.example"), ("192.0.2.8", "bob@secretdomain.example")] {
+        assert!(ask(&mut c, ip, sender, "carol@hidden-rcpt.example", "m1").await.starts_with(DEFER));
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for (ip, sender) in [("192.0.2.7", "alice@secretdomain.example"), ("192.0.2.8", "bob@secretdomain.example")] {
+        assert_eq!(ask(&mut c, ip, sender, "carol@hidden-rcpt.example", "m2").await, "DUNNO");
+    }
+    // A new sender of the domain passes on the domain auto-whitelist: the domain was stored.
+    assert_eq!(ask(&mut c, "192.0.2.9", "dave@secretdomain.example", "x@hidden-rcpt.example", "m3").await, "DUNNO");
+    g.daemon().wait_for_log("reason=awl-domain", T).await;
+    drop(c);
+    // A clean stop writes back what the cache holds.
+    g.daemon().signal(Sig::SIGTERM);
+    assert!(g.process.as_mut().unwrap().wait(T).await.is_some_and(|s| s.success()));
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(g.dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap().to_string_lossy().starts_with("greyd.sqlite") {
+            bytes.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    assert!(bytes.len() > 1000, "no database found");
+    let text = String::from_utf8_lossy(&bytes);
+    for part in ["secretdomain", "alice", "bob", "carol", "hidden-rcpt"] {
+        assert!(!text.contains(part), "{part:?} stored in clear");
+    }
+}
+
+/// Finding 9: an empty or short privacy key is refused with a clear error.
+#[tokio::test]
+async fn a_short_privacy_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for key in [&b""[..], b"short key\n"] {
+        let key_path = dir.path().join("key");
+        std::fs::write(&key_path, key).unwrap();
+        let files = TestFiles::new(dir.path(), "greyd");
+        files.write("", &format!("[greylist]\nprivacy_key_file = \"{}\"\n", key_path.display()));
+        let mut child = std::process::Command::new(bin_path(BIN))
+            .args(["--config", files.config.to_str().unwrap()])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status);
+            }
+            if started.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let mut err = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+        assert!(status.is_some_and(|s| !s.success()), "started with a {}-byte key: {err}", key.len());
+        assert!(err.contains("privacy_key_file") && err.contains("fewer than 16"), "{err}");
+    }
+}
+
 #[tokio::test]
 async fn skip_rules_and_whitelists_touch_no_database() {
     let g = Greyd::start("").await;
@@ -226,11 +299,13 @@ async fn skip_rules_and_whitelists_touch_no_database() {
     assert!(ask(&mut c, "127.0.0.1", "a@example.org", "b@example.net", "i").await.starts_with(DEFER));
 }
 
+/// A provider-like record (ranges of the shape the big senders publish) is a pool.
 #[tokio::test]
 async fn sender_pool_retry_from_another_address_passes_via_spf() {
     let dns = DnsFixture::builder()
         .zone("pool.test")
-        .txt("pool.test", "v=spf1 ip4:192.0.2.0/24 ip4:198.51.100.0/24 ip4:203.0.113.0/25 -all")
+        .txt("pool.test", "v=spf1 include:spf.pool.test ip4:141.193.32.0/23 -all")
+        .txt("spf.pool.test", "v=spf1 ip4:185.12.80.0/22 ip4:91.198.64.0/20 ip6:2a0b:4d07::/32 ~all")
         .start()
         .await
         .unwrap();
@@ -240,19 +315,69 @@ async fn sender_pool_retry_from_another_address_passes_via_spf() {
     ))
     .await;
     let mut c = g.client().await;
-    assert!(ask(&mut c, "192.0.2.7", "news@pool.test", "bob@example.net", "1").await.starts_with(DEFER));
+    assert!(ask(&mut c, "185.12.81.7", "news@pool.test", "bob@example.net", "1").await.starts_with(DEFER));
     // SPF alone never skips the first deferral: a pool member retrying at once is deferred.
-    assert!(ask(&mut c, "198.51.100.8", "news@pool.test", "bob@example.net", "2").await.starts_with(DEFER));
+    assert!(ask(&mut c, "91.198.65.8", "news@pool.test", "bob@example.net", "2").await.starts_with(DEFER));
     tokio::time::sleep(Duration::from_millis(2100)).await;
     // Another recipient is another triplet, never attempted: deferred.
-    assert!(ask(&mut c, "203.0.113.9", "news@pool.test", "carol@example.net", "3").await.starts_with(DEFER));
+    assert!(ask(&mut c, "141.193.33.9", "news@pool.test", "carol@example.net", "3").await.starts_with(DEFER));
     // After the delay, an SPF-authorized address of a network not seen before passes.
-    assert_eq!(ask(&mut c, "203.0.113.9", "news@pool.test", "bob@example.net", "4").await, "DUNNO");
+    assert_eq!(ask(&mut c, "141.193.33.9", "news@pool.test", "bob@example.net", "4").await, "DUNNO");
     let line = g.daemon().wait_for_log("reason=sender-pool", T).await;
-    assert!(line.contains("RCPT from mx.sender.example[203.0.113.9]"), "{line}");
+    assert!(line.contains("RCPT from mx.sender.example[141.193.33.9]"), "{line}");
     // An address outside the SPF record is still greylisted.
     assert!(ask(&mut c, "100.64.0.5", "news@pool.test", "bob@example.net", "5").await.starts_with(DEFER));
     assert!(dns.queries_for_name("pool.test.") >= 1);
+    assert!(!g.daemon().log().iter().any(|l| l.contains("refused-wide")), "{:?}", g.daemon().log());
+}
+
+/// Finding 8: a record that passes (nearly) every address is no pool. `+all`, `ip4:0.0.0.0/1`
+/// (caught by a probe address) and an include of a /3 that avoids every probe (caught by
+/// its size) are refused and logged once per domain; `?all` never passes to begin with.
+#[tokio::test]
+async fn a_record_that_passes_everything_is_no_sender_pool() {
+    let dns = DnsFixture::builder()
+        .zone("wide.test")
+        .txt("all.wide.test", "v=spf1 +all")
+        .txt("neutral.wide.test", "v=spf1 ?all")
+        .txt("half.wide.test", "v=spf1 ip4:0.0.0.0/1 -all")
+        .txt("big.wide.test", "v=spf1 include:_nets.big.wide.test -all")
+        .txt("_nets.big.wide.test", "v=spf1 ip4:32.0.0.0/3 -all")
+        .start()
+        .await
+        .unwrap();
+    let g = Greyd::start(&format!(
+        "[dns]\nnameservers = [\"{}\"]\ntimeout = \"1s\"\n[greylist]\ndelay = \"2s\"\nauto_whitelist_clients = 0\n",
+        dns.nameserver()
+    ))
+    .await;
+    let mut c = g.client().await;
+    let cases = [
+        ("all.wide.test", "8.8.4.4", "9.9.9.9"),
+        ("neutral.wide.test", "8.8.4.4", "9.9.9.9"),
+        ("half.wide.test", "1.2.3.4", "5.6.7.8"),
+        ("big.wide.test", "33.1.1.1", "44.2.2.2"),
+    ];
+    for (i, (domain, first, _)) in cases.iter().enumerate() {
+        let sender = format!("spam@{domain}");
+        assert!(ask(&mut c, first, &sender, "bob@example.net", &format!("a{i}")).await.starts_with(DEFER));
+    }
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    for round in 0..2 {
+        for (i, (domain, _, retry)) in cases.iter().enumerate() {
+            let sender = format!("spam@{domain}");
+            let answer = ask(&mut c, retry, &sender, "bob@example.net", &format!("b{round}{i}")).await;
+            assert!(answer.starts_with(DEFER), "{domain} from {retry}: {answer}");
+        }
+    }
+    g.daemon().wait_for_log("pool=refused-wide domain=big.wide.test", T).await;
+    let log = g.daemon().log();
+    for domain in ["all.wide.test", "half.wide.test", "big.wide.test"] {
+        let lines = log.iter().filter(|l| l.contains(&format!("pool=refused-wide domain={domain}:"))).count();
+        assert_eq!(lines, 1, "{domain}: {log:?}");
+    }
+    assert!(!log.iter().any(|l| l.contains("domain=neutral.wide.test")), "{log:?}");
+    assert!(!log.iter().any(|l| l.contains("reason=sender-pool")), "{log:?}");
 }
 
 /// A unique PostgreSQL schema for one test, created with psql and dropped at the end.
