@@ -93,6 +93,9 @@ struct Session<'a> {
     pending: HashMap<u32, Pending>,
     /// Numbers the requests of this connection.
     next_seq: u64,
+    /// Request tasks not yet ended, cancelled ones included: what [`MAX_IN_FLIGHT`] bounds,
+    /// so AUTH-then-CANCEL cannot pile up work.
+    running: usize,
     out_tx: mpsc::UnboundedSender<Out>,
     out_rx: mpsc::UnboundedReceiver<Out>,
     /// Replies gathered for one write.
@@ -108,6 +111,7 @@ impl<'a> Session<'a> {
             minor: None,
             pending: HashMap::new(),
             next_seq: 0,
+            running: 0,
             out_tx,
             out_rx,
             wbuf: Vec::with_capacity(512),
@@ -201,6 +205,7 @@ impl<'a> Session<'a> {
                 }
             }
             Out::Done { id, seq, line } => {
+                self.running = self.running.saturating_sub(1);
                 if self.pending.get(&id).is_some_and(|p| p.seq == seq) {
                     self.pending.remove(&id);
                     self.wbuf.extend_from_slice(&line);
@@ -235,7 +240,7 @@ impl<'a> Session<'a> {
                 if self.pending.contains_key(&auth.id) {
                     return Err(Close::Protocol(format!("AUTH with id {} already in use", auth.id)));
                 }
-                if self.pending.len() >= MAX_IN_FLIGHT {
+                if self.running >= MAX_IN_FLIGHT {
                     self.fail(auth.id, &Failure::Busy(crate::hasher::Busy::QueueFull));
                     return Ok(());
                 }
@@ -256,6 +261,7 @@ impl<'a> Session<'a> {
                 // Not tied to the connection: a request outlives a client that leaves, to be
                 // logged and counted.
                 tokio::spawn(request::run(service, attempt, resp, link));
+                self.running += 1;
                 self.pending.insert(auth.id, Pending { answers: answers_tx, waiting: false, seq });
             }
             ClientLine::Cont { id, data } => match self.pending.get_mut(&id) {

@@ -40,7 +40,7 @@ for want in /usr/sbin/postward-policyd /usr/sbin/postward-greyd /usr/sbin/postwa
     /etc/sysconfig/postward-greyd /etc/pam.d/postward-authd /var/lib/postward \
     /usr/share/man/man8/postward-authd.8 /usr/share/man/man5/postward-greyd.toml.5 \
     /etc/fail2ban/filter.d/postward-authd.conf /usr/lib/sysusers.d/postward.conf \
-    /usr/lib/tmpfiles.d/postward.conf; do
+    /usr/lib/tmpfiles.d/postward.conf /var/lib/postward-authd; do
     grep -q "^$want" <<<"$files" || fail "$want is not in the package"
 done
 configs=$(rpm -qcp "$rpm_file")
@@ -50,7 +50,20 @@ done
 # noreplace: rpm's file flags, bit 16 (RPMFILE_NOREPLACE) next to bit 1 (RPMFILE_CONFIG).
 rpm -qp --qf '[%{FILEFLAGS} %{FILENAMES}\n]' "$rpm_file" | awk '$2 ~ /^\/etc\/postward\// && $1 != 0 && and($1, 16) == 0 {print; bad=1} END {exit bad}' \
     || fail "a config file under /etc/postward is not %config(noreplace)"
-rpm -qp --scripts "$rpm_file" | grep -q "useradd -r -g postward" || fail "no system user created in %pre"
+rpm -qp --scripts "$rpm_file" | grep -q 'useradd -r -g \$name' || fail "no per-daemon system users created in %pre"
+# Each daemon's secrets and state belong to its own account alone.
+owners=$(rpm -qp --qf '[%{FILEMODES:perms} %{FILEUSERNAME}:%{FILEGROUPNAME} %{FILENAMES}\n]' "$rpm_file")
+for want in "-rw-r----- root:postward-authd /etc/postward/authd.toml" \
+    "-rw-r----- root:postward-authd /etc/postward/passwd" \
+    "-rw-r----- root:postward-greyd /etc/postward/greyd.toml" \
+    "-rw-r----- root:postward-policyd /etc/postward/policyd.toml" \
+    "drwxr-x--- postward-greyd:postward-greyd /var/lib/postward" \
+    "drwx------ postward-authd:postward-authd /var/lib/postward-authd"; do
+    grep -qxF -- "$want" <<<"$owners" || fail "not in the package as: $want"
+done
+for d in policyd greyd authd; do
+    grep -q "^u postward-$d " contrib/rpm/postward.sysusers || fail "postward-$d missing from postward.sysusers"
+done
 root=$(mktemp -d)
 (cd "$root" && rpm2cpio "$rpm_file" | cpio -idm --quiet)
 for d in policyd greyd authd; do

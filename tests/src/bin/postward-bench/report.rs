@@ -26,6 +26,9 @@ pub struct Meta {
 /// Latency percentiles in milliseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Latency {
+    /// The fastest answer: what a timing attack on failures looks at first.
+    #[serde(default)]
+    pub min: f64,
     pub p50: f64,
     pub p90: f64,
     pub p99: f64,
@@ -216,8 +219,8 @@ impl Report {
         let l = &self.latency_ms;
         let _ = writeln!(
             s,
-            "latency    p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}  mean {:.3} ms",
-            l.p50, l.p90, l.p99, l.p99_9, l.max, l.mean
+            "latency    min {:.3}  p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}  mean {:.3} ms",
+            l.min, l.p50, l.p90, l.p99, l.p99_9, l.max, l.mean
         );
         let _ = writeln!(s, "answers    {}", shares(&self.answers, self.answered));
         if !self.mix.is_empty() {
@@ -275,6 +278,7 @@ fn latency(sorted_us: &[u32]) -> Latency {
     let ms = |us: u32| f64::from(us) / 1000.0;
     let sum: u64 = sorted_us.iter().map(|&v| u64::from(v)).sum();
     Latency {
+        min: ms(sorted_us.first().copied().unwrap_or(0)),
         p50: ms(percentile(sorted_us, 50.0)),
         p90: ms(percentile(sorted_us, 90.0)),
         p99: ms(percentile(sorted_us, 99.0)),
