@@ -145,13 +145,22 @@ impl Service {
         } else {
             Scheme::Sha512Crypt
         };
-        let samples = passdb.cost_samples();
+        let mut samples = passdb.cost_samples();
+        if matches!(passdb, PassDb::Sql(_)) {
+            // Nothing to time before the first logins: start from the costliest of what
+            // doveadm and `postward-authd pw` make by default.
+            samples.extend([decoy(Scheme::BlfCrypt), decoy(Scheme::Argon2id)]);
+        }
         let delay = auth.failure_delay.get();
         let ceiling = auth.reply_budget.get().saturating_sub(delay * 5 / 4 + WRITE_MARGIN);
         let floor = auth.failure_floor.get();
         let pace = tokio::task::spawn_blocking(move || Pace::calibrate(samples, decoy(fallback), floor, ceiling))
             .await
             .map_err(|e| format!("calibrating the failure pad: {e}"))?;
+        let pace = match config.secret_path().parent() {
+            Some(state) if state.is_dir() => pace.remembered_in(state.join("pace")),
+            _ => pace,
+        };
         tracing::info!(
             "failures are answered {} ms after the request at the earliest (unknown users are checked against {}), then after auth.failure_delay",
             pace.pad().as_millis(),

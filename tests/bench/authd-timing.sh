@@ -44,7 +44,7 @@ for line in open(sys.argv[1]):
 db.commit()
 PY
 
-start() {  # binary passdb-lines
+start() {  # binary passdb-lines state-name
     cat > "$dir/authd.toml" <<TOML
 [server]
 listen = ["unix:$dir/authd.sock"]
@@ -59,7 +59,9 @@ size = 0
 $2
 TOML
     rm -f "$dir/authd.sock"
-    "$1" --config "$dir/authd.toml" 2>>"$dir/authd.log" & pid=$!
+    # A state directory per store: the pad a run learns is kept there (older binaries ignore it).
+    mkdir -p "$dir/state-$3"
+    STATE_DIRECTORY="$dir/state-$3" "$1" --config "$dir/authd.toml" 2>>"$dir/authd.log" & pid=$!
     for _ in $(seq 100); do [ -S "$dir/authd.sock" ] && return; sleep 0.1; done
     echo "authd did not start: $(tail -3 "$dir/authd.log")" >&2; exit 1
 }
@@ -80,12 +82,20 @@ query = \"SELECT password, disabled FROM users WHERE username = :user\""
     else
         lines="path = \"$dir/$store\""
     fi
-    for b in "${binaries[@]}"; do
-        echo "== $store, $b"
-        start "$b" "$lines"
+    runs=("${binaries[@]}")
+    # An SQL store's entries are met only at run time: this tree's binary again after a
+    # restart, starting from the pad the first run kept.
+    [ "$store" = sql ] && runs=("$bin/postward-authd" "$bin/postward-authd" "${binaries[@]:1}")
+    i=0
+    for b in "${runs[@]}"; do
+        label=$b
+        [ "$store" = sql ] && [ $i = 1 ] && label="$b (restarted)"
+        echo "== $store, $label"
+        start "$b" "$lines" "$store-$(basename "$(dirname "$b")")"
         measure unknown "ghost{}" 0
         measure wrong "user{}" 1
         measure disabled "off{}" 0
         kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
+        i=$((i + 1))
     done
 done

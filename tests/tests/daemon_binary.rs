@@ -158,7 +158,7 @@ async fn stale_socket_replaced_live_socket_refused() {
     drop(std::os::unix::net::UnixListener::bind(s.socket()).unwrap());
     assert!(s.socket().exists(), "stale socket file in place");
     let first = s.start().await;
-    first.wait_for_log("removing stale socket", T).await;
+    first.wait_for_log("replacing stale socket", T).await;
     let mut client = s.client().await;
     assert_eq!(ask(&mut client).await.unwrap(), "DUNNO");
 

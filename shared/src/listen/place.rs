@@ -101,8 +101,11 @@ fn inside(
             fchownat(&own, name, uid, gid, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(perm_err)?;
         }
         let socket = fstatat(&own, name, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(perm_err)?;
-        check_target(dir, name, path, label)?;
+        let stale = check_target(dir, name, path, label)?;
         renameat(&own, name, dir, name).map_err(bind_err)?;
+        if stale {
+            tracing::info!("replacing stale socket {} left by a process that is gone", path.display());
+        }
         Ok(Placed { listener, dev: socket.st_dev, ino: socket.st_ino })
     })();
     if placed.is_err() {
@@ -112,11 +115,11 @@ fn inside(
 }
 
 /// What is at the target now, looked at without following it: nothing or a stale socket
-/// may be replaced; a live socket and anything that is not a socket are refused.
-fn check_target(dir: &OwnedFd, name: &OsStr, path: &Path, label: &str) -> Result<(), ListenError> {
+/// (`Ok(true)`) may be replaced; a live socket and anything that is not a socket are refused.
+fn check_target(dir: &OwnedFd, name: &OsStr, path: &Path, label: &str) -> Result<bool, ListenError> {
     let meta = match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
         Ok(m) => m,
-        Err(Errno::ENOENT) => return Ok(()),
+        Err(Errno::ENOENT) => return Ok(false),
         Err(e) => return Err(ListenError::Bind { addr: label.to_owned(), source: e.into() }),
     };
     if SFlag::from_bits_truncate(meta.st_mode) & SFlag::S_IFMT != SFlag::S_IFSOCK {
@@ -124,10 +127,7 @@ fn check_target(dir: &OwnedFd, name: &OsStr, path: &Path, label: &str) -> Result
     }
     match UnixStream::connect(fd_path(dir, name)) {
         Ok(_) => Err(ListenError::InUse { addr: label.to_owned() }),
-        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-            tracing::info!("replacing stale socket {} left by a process that is gone", path.display());
-            Ok(())
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Ok(true),
         Err(source) => Err(ListenError::Bind { addr: label.to_owned(), source }),
     }
 }
