@@ -60,6 +60,12 @@ pub struct DnsblConfig {
     pub allow_threshold: i32,
     /// An allowlisted client also skips SPF.
     pub allow_skips_spf: bool,
+    /// Send loopback, private and link-local client addresses to the lists too. Off by
+    /// default: no public list knows them, and asking tells the list about your network.
+    /// Turn it on where Postfix sees clients through a NAT, proxy or load balancer that
+    /// hands on their public addresses, and for tests on loopback. While off, each such
+    /// message is logged with `dnsbl_skipped=private-client`.
+    pub query_private_clients: bool,
     /// Only log and add the header, never reject or defer.
     pub dry_run: bool,
     /// Time for all list queries of one message together (they run concurrently). A list
@@ -91,6 +97,7 @@ impl Default for DnsblConfig {
             header_threshold: 1,
             allow_threshold: -1,
             allow_skips_spf: true,
+            query_private_clients: false,
             dry_run: false,
             timeout: ConfigDuration::secs(5),
             min_ttl: ConfigDuration::secs(60),
@@ -232,8 +239,12 @@ pub struct SpfConfig {
     pub cache_size: usize,
     /// How long a cached result is reused. TempError is never cached.
     pub cache_ttl: ConfigDuration,
-    /// Actions for the HELO identity.
+    /// Actions for the HELO identity. Only a fail whose action refuses ends the check at
+    /// HELO; any other HELO result leaves the decision to MAIL FROM (RFC 7208 §2.3).
     pub helo: ActionMap,
+    /// A HELO pass ends the check too: MAIL FROM is not evaluated and the HELO result is
+    /// the one recorded. Off by default, as in pypolicyd-spf.
+    pub helo_pass_decides: bool,
     /// Actions for the MAIL FROM identity.
     pub mail_from: ActionMap,
     /// Reply texts. Placeholders: `{result}`, `{identity}` (helo or mailfrom), `{domain}`,
@@ -260,6 +271,7 @@ impl Default for SpfConfig {
             cache_size: 50_000,
             cache_ttl: ConfigDuration::secs(600),
             helo: ActionMap::default(),
+            helo_pass_decides: false,
             mail_from: ActionMap::default(),
             reject_text: "SPF {result}: {domain} does not allow {ip} to send mail ({identity}). {explanation} {url}"
                 .into(),

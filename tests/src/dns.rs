@@ -87,6 +87,7 @@ pub struct DnsFixtureBuilder {
     zone_files: Vec<(Option<Name>, PathBuf)>,
     records: Vec<Record>,
     faults: Vec<(LowerName, Fault)>,
+    exact_timeouts: Vec<(LowerName, Vec<RecordType>)>,
     ttl: u32,
     error: Option<FixtureError>,
 }
@@ -185,6 +186,16 @@ impl DnsFixtureBuilder {
         self.fault(name, Fault::Timeout)
     }
 
+    /// Queries for exactly `name` (not the names below it) are counted and never answered,
+    /// unless their type is one of `answered` (the RFC 7208 test suite's `TIMEOUT` entry,
+    /// which follows the records that still answer).
+    pub fn timeout_except(mut self, name: &str, answered: &[RecordType]) -> Self {
+        if let Some(name) = self.name(name) {
+            self.exact_timeouts.push((LowerName::new(&name), answered.to_vec()));
+        }
+        self
+    }
+
     /// Queries for `name` and every name below it are answered with SERVFAIL.
     pub fn servfail(self, name: &str) -> Self {
         self.fault(name, Fault::ServFail)
@@ -209,12 +220,19 @@ impl DnsFixtureBuilder {
     /// As [`start`](Self::start), or `addr` cannot be bound.
     pub async fn start_on(self, addr: SocketAddr) -> Result<DnsFixture, FixtureError> {
         let faults = self.faults.clone();
+        let exact_timeouts = self.exact_timeouts.clone();
         let catalog = self.into_catalog()?;
         let (udp, tcp) = bind_pair(addr).await?;
         let addr = udp.local_addr().map_err(|source| FixtureError::Bind { addr, source })?;
         let counters = Arc::new(Counters::default());
         let outage = Arc::new(Mutex::new(None));
-        let handler = FixtureHandler { catalog, faults, counters: Arc::clone(&counters), outage: Arc::clone(&outage) };
+        let handler = FixtureHandler {
+            catalog,
+            faults,
+            exact_timeouts,
+            counters: Arc::clone(&counters),
+            outage: Arc::clone(&outage),
+        };
         let mut server = Server::new(handler);
         server.register_socket(udp);
         server.register_listener(tcp, Duration::from_secs(10), 64);
@@ -318,6 +336,7 @@ impl DnsFixture {
             zone_files: Vec::new(),
             records: Vec::new(),
             faults: Vec::new(),
+            exact_timeouts: Vec::new(),
             ttl: DEFAULT_TTL,
             error: None,
         }
@@ -478,6 +497,7 @@ impl Counters {
 struct FixtureHandler {
     catalog: Catalog,
     faults: Vec<(LowerName, Fault)>,
+    exact_timeouts: Vec<(LowerName, Vec<RecordType>)>,
     counters: Arc<Counters>,
     outage: Arc<Mutex<Option<Fault>>>,
 }
@@ -489,6 +509,13 @@ impl FixtureHandler {
             return Some(fault);
         }
         let queries = request.queries.queries();
+        let exact = self
+            .exact_timeouts
+            .iter()
+            .any(|(name, answered)| queries.iter().any(|q| q.name() == name && !answered.contains(&q.query_type())));
+        if exact {
+            return Some(Fault::Timeout);
+        }
         self.faults
             .iter()
             .filter(|(name, _)| queries.iter().any(|q| name.zone_of(q.name())))
@@ -577,9 +604,17 @@ async fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), Fixture
 }
 
 /// `text` as an absolute name: a trailing dot is optional, case is kept for the answer.
+/// A host name, or else a name of raw labels (DNS labels may hold any octet, RFC 2181 §11:
+/// the SPF test suite serves names with `:`, `/` and spaces).
 fn parse_name(text: &str) -> Result<Name, FixtureError> {
-    let mut name =
-        Name::from_ascii(text).map_err(|e| FixtureError::BadName { name: text.to_owned(), reason: e.to_string() })?;
+    let bad = |reason: String| FixtureError::BadName { name: text.to_owned(), reason };
+    let mut name = match Name::from_ascii(text) {
+        Ok(name) => name,
+        Err(e) => {
+            let bare = text.strip_suffix('.').unwrap_or(text);
+            Name::from_labels(bare.split('.').map(str::as_bytes)).map_err(|_| bad(e.to_string()))?
+        }
+    };
     name.set_fqdn(true);
     Ok(name)
 }

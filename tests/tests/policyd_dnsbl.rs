@@ -937,14 +937,19 @@ async fn check_command_shows_queries_score_and_action() {
     }
 }
 
-/// Loopback, private and link-local clients are never sent to a list: no list can know them.
+/// Loopback, private and link-local clients are not sent to a list by default (no list can
+/// know them), and the skip is said in the log line: `dnsbl_skipped=private-client`.
 #[tokio::test]
 async fn private_clients_are_not_queried() {
     let dns = zones().start().await.unwrap();
     let svc = service(config(&dns, &["bl.test"]));
     for ip in ["10.1.2.3", "192.168.7.7", "127.0.0.1", "fd00::7", "fe80::1"] {
-        assert_eq!(answer(&svc, &req(ip)).await, "DUNNO", "{ip}");
+        let d = decide(&svc, &req(ip)).await;
+        assert_eq!(d.action.to_string(), "DUNNO", "{ip}");
+        assert_eq!(field(&d, "dnsbl_skipped"), Some("private-client"), "{ip}");
     }
+    let d = decide(&svc, &req(CLEAN)).await;
+    assert_eq!(field(&d, "dnsbl_skipped"), None, "a public client is not skipped");
     let probes = dns.queries();
     assert_eq!(answer(&svc, &req(LISTED)).await, reject("Client host", LISTED, "bl.test", Some(LISTED_WHY)));
     assert!(dns.queries() > probes, "a public client is queried");
@@ -952,4 +957,21 @@ async fn private_clients_are_not_queried() {
         assert!(dns.queries_for(name, RecordType::A) <= 1, "{name}: only the prober's test point, never a client");
     }
     assert_eq!(dns.queries_for("3.2.1.10.bl.test", RecordType::A), 0);
+}
+
+/// `query_private_clients = true` (clients seen through a NAT or proxy, tests on loopback):
+/// private addresses are queried like any other, and a listed one is rejected.
+#[tokio::test]
+async fn private_clients_are_queried_when_asked_to() {
+    let dns = zones().a("5.0.0.10.bl.test", "127.0.0.2").a("1.1.168.192.bl.test", "127.0.0.2").start().await.unwrap();
+    let mut cfg = config(&dns, &["bl.test"]);
+    cfg.dnsbl.query_private_clients = true;
+    let svc = service(cfg);
+    let d = decide(&svc, &req("10.0.0.5")).await;
+    assert_eq!(d.action.to_string(), reject("Client host", "10.0.0.5", "bl.test", None));
+    assert_eq!(field(&d, "dnsbl_skipped"), None);
+    assert_eq!(dns.queries_for("5.0.0.10.bl.test", RecordType::A), 1);
+    let d = decide(&svc, &req("192.168.1.1")).await;
+    assert_eq!(d.action.to_string(), reject("Client host", "192.168.1.1", "bl.test", None));
+    assert_eq!(answer(&svc, &req("10.9.9.9")).await, "DUNNO", "an unlisted private client");
 }

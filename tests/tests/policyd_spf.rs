@@ -94,6 +94,10 @@ fn zones() -> DnsFixtureBuilder {
         // HELO names.
         .txt("mx.example.test", "v=spf1 ip4:192.0.2.0/24 -all")
         .txt("badhelo.example.test", "v=spf1 -all")
+        .servfail("brokenhelo.example.test")
+        .txt("softhelo.example.test", "v=spf1 ~all")
+        // A record that authorizes the whole IPv4 and IPv6 address space.
+        .txt("everyone.example.test", "v=spf1 ip4:0.0.0.0/0 ip6:::/0 -all")
         // Exemptions.
         .a("relay.example.test", "203.0.113.20")
         .txt("fwd.example.test", "v=spf1 ip4:203.0.113.0/28 -all")
@@ -669,6 +673,73 @@ async fn failing_helo_decides() {
     assert_eq!(dns.queries_for_name("pass.example.test"), 0);
 }
 
+/// Only a definitive HELO result ends the check (RFC 7208 §2.3): a HELO temperror (its
+/// action is `defer`) or softfail leaves the decision to MAIL FROM, and both results are in
+/// the log line.
+#[tokio::test]
+async fn a_helo_temperror_or_softfail_leaves_the_decision_to_mail_from() {
+    let dns = fixture().await;
+    let svc = service(config(&dns));
+    for helo in ["brokenhelo.example.test", "softhelo.example.test"] {
+        let c = check(&svc, &req(CLIENT, helo, "a@pass.example.test")).await;
+        assert_ne!(c.helo.outcome, Outcome::Pass, "{helo}");
+        assert_eq!(c.decision.identity, Identity::MailFrom, "{helo}");
+        let d = decide(&svc, &req(CLIENT, helo, "a@pass.example.test")).await;
+        assert_eq!(d.reason, "spf-mailfrom-pass", "{helo}");
+        assert!(d.action.to_string().starts_with("PREPEND Received-SPF: pass "), "{helo}: {}", d.action);
+        assert_eq!(field(&d, "mailfrom"), Some("pass"), "{helo}");
+        assert!(matches!(field(&d, "helo"), Some("temperror" | "softfail")), "{helo}: {:?}", field(&d, "helo"));
+    }
+    // A MAIL FROM fail behind a HELO temperror is still rejected, as a MAIL FROM fail.
+    let d = decide(&svc, &req(CLIENT, "brokenhelo.example.test", "a@fail.example.test")).await;
+    assert_eq!(d.action.to_string(), reject_line("fail", "fail.example.test", CLIENT, "mailfrom"));
+}
+
+/// `helo_pass_decides`: off, a HELO pass leaves MAIL FROM to decide (and a forged MAIL FROM
+/// is rejected); on, the HELO pass ends the check and MAIL FROM is never looked up.
+#[tokio::test]
+async fn a_helo_pass_decides_only_when_configured() {
+    let dns = fixture().await;
+    let svc = service(config(&dns));
+    let d = decide(&svc, &req(CLIENT, "mx.example.test", "a@fail.example.test")).await;
+    assert_eq!(d.action.to_string(), reject_line("fail", "fail.example.test", CLIENT, "mailfrom"));
+    let mut cfg = config(&dns);
+    cfg.spf.helo_pass_decides = true;
+    let svc = service(cfg);
+    dns.reset_counts();
+    let d = decide(&svc, &req(CLIENT, "mx.example.test", "a@fail.example.test")).await;
+    assert_eq!(d.reason, "spf-helo-pass");
+    assert!(d.action.to_string().starts_with("PREPEND Received-SPF: pass "), "{}", d.action);
+    assert_eq!(dns.queries_for_name("fail.example.test"), 0);
+}
+
+/// An empty, quoted or odd local part is checked like any other (RFC 7208 §4.3: empty is
+/// `postmaster`), so a forger cannot get past an SPF fail with `<@fail.example.test>` or
+/// `<"x y"@fail.example.test>` (Postfix passes the latter unquoted).
+#[tokio::test]
+async fn odd_local_parts_are_checked_and_rejected() {
+    let dns = fixture().await;
+    let svc = service(config(&dns));
+    for sender in ["@fail.example.test", "x y@fail.example.test", "a@b@fail.example.test", "%{l}/:@fail.example.test"] {
+        let d = decide(&svc, &req(CLIENT, HELO, sender)).await;
+        assert_eq!(d.action.to_string(), reject_line("fail", "fail.example.test", CLIENT, "mailfrom"), "{sender}");
+    }
+    let (outcome, _, _) = mail_from_result(&svc, CLIENT, "@pass.example.test").await;
+    assert_eq!(outcome, Outcome::Pass);
+}
+
+/// A /0 prefix matches every address, IPv4 and IPv6 (viaspf computed the mask with an
+/// overflowing shift and compared the whole address: vendor-patches/viaspf).
+#[tokio::test]
+async fn a_zero_prefix_matches_every_address() {
+    let dns = fixture().await;
+    let svc = service(config(&dns));
+    for ip in ["198.51.100.200", "203.0.113.7", "2001:db8::99", "::ffff:192.0.2.200"] {
+        let (outcome, _, _) = mail_from_result(&svc, ip, "a@everyone.example.test").await;
+        assert_eq!(outcome, Outcome::Pass, "{ip}");
+    }
+}
+
 /// `[spf.helo]`: with HELO fail only recorded, MAIL FROM decides.
 #[tokio::test]
 async fn helo_action_map_is_separate() {
@@ -990,7 +1061,7 @@ async fn time_limit_covers_exemption_lookups() {
     assert!(elapsed < Duration::from_millis(2500), "{elapsed:?}");
     assert_eq!(
         line,
-        "DEFER_IF_PERMIT 4.7.24 SPF temperror: cannot check mta.client.test now (SPF time limit reached), try again later"
+        "DEFER_IF_PERMIT 4.7.24 SPF temperror: cannot check pass.example.test now (SPF time limit reached), try again later"
     );
 }
 

@@ -45,10 +45,14 @@ fn zones() -> DnsFixtureBuilder {
         .a("none.test", "192.0.2.200")
         .zone("temp.test")
         .servfail("temp.test")
+        .zone("everyone.test")
+        .txt("everyone.test", "v=spf1 ip4:0.0.0.0/0 -all")
         // RFC 5782 test points (127.0.0.2 listed, 127.0.0.1 not), then the entries.
         .zone("bl.test")
         .a("2.0.0.127.bl.test", "127.0.0.2")
         .a("99.100.51.198.bl.test", "127.0.0.2")
+        // A loopback client, listed: found only with dnsbl.query_private_clients.
+        .a("45.0.0.127.bl.test", "127.0.0.2")
         .txt("99.100.51.198.bl.test", "Listed for e2e testing")
         .zone("wl.test")
         .a("2.0.0.127.wl.test", "127.0.10.2")
@@ -61,9 +65,11 @@ struct Daemons {
     policyd: bool,
     greyd: bool,
     authd: bool,
+    /// Lines added to policyd's `[dnsbl]` section.
+    dnsbl_extra: &'static str,
 }
 
-const ALL: Daemons = Daemons { policyd: true, greyd: true, authd: true };
+const ALL: Daemons = Daemons { policyd: true, greyd: true, authd: true, dnsbl_extra: "" };
 
 struct E2e {
     _dns: DnsFixture,
@@ -94,9 +100,10 @@ impl E2e {
         let mut daemons = Vec::new();
         if which.policyd {
             let config = format!(
-                "{}{dns_section}[dnsbl]\nsites = [\"bl.test=127.0.0.2*3\", \"wl.test=127.0.10.[0..255]*-5\"]\n\
+                "{}{dns_section}[dnsbl]\nsites = [\"bl.test=127.0.0.2*3\", \"wl.test=127.0.10.[0..255]*-5\"]\n{}\n\
                  [spf]\nauthserv_id = \"mx.postward.test\"\n",
-                server("policyd")
+                server("policyd"),
+                which.dnsbl_extra
             );
             daemons.push(("policyd", start_daemon(d, "policyd", &config).await));
         }
@@ -181,6 +188,10 @@ impl E2e {
         }
     }
 
+    fn daemon(&self, name: &str) -> &DaemonProcess {
+        &self.daemons.iter().find(|(n, _)| *n == name).unwrap().1
+    }
+
     fn stop_daemon(&mut self, name: &str) {
         self.daemons.retain(|(n, _)| *n != name);
     }
@@ -255,6 +266,61 @@ async fn spf_fail_is_rejected_with_5_7_23() {
     let r = envelope(&mut c, "someone@fail.test", "rcpt@example.net").await;
     assert_eq!(r.code, 550, "{r}");
     assert!(r.text.contains("5.7.23") && r.text.contains("SPF fail") && r.text.contains("fail.test"), "{r}");
+    c.quit().await;
+    e.finish().await;
+}
+
+/// An empty local part (`postmaster`, RFC 7208 §4.3) and a quoted one with a space are
+/// checked like any other: a forger gets no way past an SPF fail with them.
+#[tokio::test]
+async fn spf_fail_with_an_empty_or_quoted_local_part_is_rejected() {
+    let Some(e) = E2e::start("spf_fail_with_an_empty_or_quoted_local_part_is_rejected", ALL).await else { return };
+    for (n, from) in [(36, "@fail.test"), (37, "\"x y\"@fail.test")] {
+        let mut c = e.session(n).await;
+        let r = envelope(&mut c, from, "rcpt@example.net").await;
+        assert_eq!(r.code, 550, "MAIL FROM:<{from}>: {r}");
+        assert!(
+            r.text.contains("5.7.23") && r.text.contains("SPF fail") && r.text.contains("fail.test"),
+            "{from}: {r}"
+        );
+        c.quit().await;
+    }
+    e.finish().await;
+}
+
+/// `ip4:0.0.0.0/0` authorizes every address: the mail passes SPF and is delivered.
+#[tokio::test]
+async fn spf_zero_prefix_passes() {
+    let Some(e) = E2e::start("spf_zero_prefix_passes", ALL).await else { return };
+    let mut c = e.session(38).await;
+    assert_eq!(envelope(&mut c, "someone@everyone.test", "rcpt@example.net").await.code, 250);
+    assert_eq!(c.data(&message("spf-zero-prefix")).await.unwrap().code, 250);
+    c.quit().await;
+    let delivered = e.delivered("spf-zero-prefix").await;
+    assert!(delivered.contains("Received-SPF: pass"), "{delivered}");
+    assert!(delivered.contains("mechanism=\"ip4:0.0.0.0/0\""), "{delivered}");
+    e.finish().await;
+}
+
+/// A loopback client is not sent to the lists by default, and the log says so; with
+/// `query_private_clients` it is, and its listing rejects it.
+#[tokio::test]
+async fn dnsbl_private_client_skipped_by_default_and_queried_on_request() {
+    let test = "dnsbl_private_client_skipped_by_default_and_queried_on_request";
+    let Some(e) = E2e::start(test, ALL).await else { return };
+    let mut c = e.session(45).await;
+    assert_eq!(envelope(&mut c, "someone@pass.test", "rcpt@example.net").await.code, 250);
+    c.quit().await;
+    let line = e.daemon("policyd").wait_for_log("[127.0.0.45]", T).await;
+    assert!(line.contains("dnsbl_skipped=private-client"), "{line}");
+    e.finish().await;
+
+    let asked = Daemons { dnsbl_extra: "query_private_clients = true", ..ALL };
+    let Some(e) = E2e::start(test, asked).await else { return };
+    let mut c = e.session(45).await;
+    let r = envelope(&mut c, "someone@pass.test", "rcpt@example.net").await;
+    assert_eq!(r.code, 554, "{r}");
+    assert!(r.text.contains("127.0.0.45") && r.text.contains("bl.test"), "{r}");
     c.quit().await;
     e.finish().await;
 }

@@ -146,6 +146,9 @@ pub struct DnsblReport {
     pub errors: Vec<String>,
     /// Lists skipped because their test points fail: (list, why).
     pub skipped: Vec<(String, String)>,
+    /// The client address was not sent to the address lists: it is loopback, private or
+    /// link-local and `query_private_clients` is off.
+    pub private_client: bool,
     /// The deciding list's TXT text (key removed), for refusals.
     pub reason: Option<String>,
     /// One line per query, for the `check` command (empty unless asked for).
@@ -160,6 +163,7 @@ pub struct DnsblCheck {
     thresholds: Thresholds,
     dry_run: bool,
     allow_skips_spf: bool,
+    query_private_clients: bool,
     reject_text: String,
     defer_text: String,
     header_name: String,
@@ -200,6 +204,7 @@ impl DnsblCheck {
             thresholds: Thresholds::new(config),
             dry_run: config.dry_run,
             allow_skips_spf: config.allow_skips_spf,
+            query_private_clients: config.query_private_clients,
             reject_text: config.reject_text.clone(),
             defer_text: config.defer_text.clone(),
             header_name: config.header_name.clone(),
@@ -254,12 +259,21 @@ impl DnsblCheck {
         let mut queries: Vec<Query<'z>> = Vec::with_capacity(self.zones.len());
         // Each target's name, worked out once per message, not once per list.
         let mut names: Vec<(Target, Option<(String, String)>)> = Vec::new();
+        let skip_client = !self.query_private_clients && !target::public(ip);
         for zone in self.zones.iter() {
             if !zone.health.usable() {
                 report.skipped.push((zone.display.clone(), zone.health.broken_why()));
                 continue;
             }
             for &target in &zone.targets {
+                if target == Target::Client && skip_client {
+                    if !report.private_client {
+                        report.private_client = true;
+                        metrics::counter!("postward_policyd_dnsbl_skipped_total", "reason" => "private-client")
+                            .increment(1);
+                    }
+                    continue;
+                }
                 let at = match names.iter().position(|(t, _)| *t == target) {
                     Some(at) => at,
                     None => {
@@ -312,9 +326,12 @@ impl DnsblCheck {
         if !report.errors.is_empty() {
             verdict.fields.push(("dnsbl_error", report.errors.join(",")));
         }
-        if !report.skipped.is_empty() {
-            let lists: Vec<&str> = report.skipped.iter().map(|(list, _)| list.as_str()).collect();
-            verdict.fields.push(("dnsbl_skipped", lists.join(",")));
+        let mut skipped: Vec<&str> = report.skipped.iter().map(|(list, _)| list.as_str()).collect();
+        if report.private_client {
+            skipped.insert(0, "private-client");
+        }
+        if !skipped.is_empty() {
+            verdict.fields.push(("dnsbl_skipped", skipped.join(",")));
         }
         let refuse = match outcome {
             Outcome::Reject => {

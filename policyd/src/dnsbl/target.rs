@@ -1,9 +1,10 @@
 //! What a list is asked about: the client address (reversed octets or nibbles), or a domain
 //! for an RHSBL: the sender's, the HELO name, the verified client name or the unverified
 //! reverse name. Like Postfix, address literals and names ending in a numeric label are
-//! never sent to an RHSBL (they are not domains, and would leak addresses to the list), and
-//! loopback, private and link-local client addresses are never sent to a DNSBL (no list
-//! can know them; asking only tells the list about your network).
+//! never sent to an RHSBL (they are not domains, and would leak addresses to the list).
+//! Loopback, private and link-local client addresses ([`public`] is false) are not sent to
+//! a DNSBL unless `dnsbl.query_private_clients` is on (no list can know them; asking only
+//! tells the list about your network); the check logs the skip.
 
 use std::fmt;
 use std::fmt::Write as _;
@@ -53,7 +54,7 @@ impl Target {
     /// (shown in replies and logs), or `None` when the request has nothing to ask about.
     pub fn query(self, request: &PolicyRequest, ip: IpAddr) -> Option<(String, String)> {
         match self {
-            Target::Client => public(ip).then(|| (reversed(ip), ip.to_string())),
+            Target::Client => Some((reversed(ip), ip.to_string())),
             Target::Sender => {
                 let domain = request.sender.rsplit_once('@').map_or("", |(_, d)| d);
                 rhs_name(domain).map(|d| (d.clone(), d))

@@ -5,6 +5,8 @@
 //! - The null sender's MAIL FROM identity is `postmaster@<HELO>`; without a usable HELO it is
 //!   `none` too.
 //! - A sender whose domain is not a valid domain name gives `none` (§4.3), never an error.
+//!   Its local part is never a reason to skip: an empty one is `postmaster` (§4.3), and a
+//!   quoted one with spaces or odd characters is evaluated as Postfix passed it.
 
 use viaspf::{DomainName, Sender};
 
@@ -49,12 +51,14 @@ impl Identities {
                 }
             }
         } else {
-            let domain = sender.rsplit_once('@').map_or(sender, |(_, d)| d);
-            match Sender::new(sender) {
-                Ok(parsed) if fqdn(domain.trim_end_matches('.')).is_some() => {
-                    (Target::Check { identity: Identity::MailFrom, sender: parsed }, false)
-                }
-                _ => (skip(Identity::MailFrom, domain, "sender domain is not a domain name"), false),
+            // Split at the last `@`: a quoted local part may hold `@` too. Whatever the local
+            // part holds, Postfix accepted it, so it is evaluated as it is (`%{l}` expands to
+            // it); an empty one is `postmaster` (RFC 7208 §4.3).
+            let (local, domain) = sender.rsplit_once('@').unwrap_or(("", sender));
+            let domain = domain.trim_end_matches('.');
+            match fqdn(domain).and_then(|_| Sender::from_parts(local, domain).ok()) {
+                Some(parsed) => (Target::Check { identity: Identity::MailFrom, sender: parsed }, false),
+                None => (skip(Identity::MailFrom, domain, "sender domain is not a domain name"), false),
             }
         };
         Identities { helo: helo_target, mail_from, helo_domain, mail_from_is_helo }
@@ -116,6 +120,23 @@ mod tests {
             ("mx.example.org", "a@[192.0.2.1]", Some("postmaster@mx.example.org"), None, false),
             ("mx.example.org", "a@nodot", Some("postmaster@mx.example.org"), None, false),
             ("mx.example.org", "a@bad..example", Some("postmaster@mx.example.org"), None, false),
+            // Odd local parts are checked, never skipped (an SPF-fail bypass otherwise).
+            (
+                "mx.example.org",
+                "@example.com",
+                Some("postmaster@mx.example.org"),
+                Some("postmaster@example.com"),
+                false,
+            ),
+            ("mx.example.org", "x y@example.com", Some("postmaster@mx.example.org"), Some("x y@example.com"), false),
+            ("mx.example.org", "a@b@example.com", Some("postmaster@mx.example.org"), Some("a@b@example.com"), false),
+            (
+                "mx.example.org",
+                "%{l}:/@example.com",
+                Some("postmaster@mx.example.org"),
+                Some("%{l}:/@example.com"),
+                false,
+            ),
         ];
         for (helo, sender, want_helo, want_mf, is_helo) in cases {
             let ids = Identities::from_request(helo, sender);

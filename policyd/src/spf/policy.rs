@@ -42,6 +42,7 @@ pub struct Rules {
     mail_from: ActionMap,
     strict_domains: Vec<String>,
     dry_run: bool,
+    helo_pass_decides: bool,
     reject_text: String,
     permerror_text: String,
     defer_text: String,
@@ -55,6 +56,7 @@ impl Rules {
             mail_from: config.mail_from.clone(),
             strict_domains: config.strict_domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
             dry_run: config.dry_run,
+            helo_pass_decides: config.helo_pass_decides,
             reject_text: config.reject_text.clone(),
             permerror_text: config.permerror_text.clone(),
             defer_text: config.defer_text.clone(),
@@ -62,11 +64,18 @@ impl Rules {
         }
     }
 
-    /// The HELO decision if it is conclusive (it refuses, or would in dry-run mode);
-    /// otherwise `None` and MAIL FROM decides (RFC 7208 §2.3).
+    /// The HELO decision if the HELO result is definitive; otherwise `None` and MAIL FROM
+    /// decides (RFC 7208 §2.3). Definitive: a fail (strict domains' softfail and neutral
+    /// count) whose action refuses, or would in dry-run mode; and a pass when
+    /// `helo_pass_decides` is on. A HELO temperror, permerror, none, neutral or softfail
+    /// never ends the check, whatever its action says: a sender whose MAIL FROM passes is
+    /// not deferred for its HELO name's broken DNS.
     pub fn decide_helo(&self, eval: &Evaluation, ip: IpAddr, helo: &str) -> Option<SpfDecision> {
         let d = self.decide(eval, &self.helo, ip, helo);
-        (matches!(d.disposition, Disposition::Refuse(_)) || d.dry_run.is_some()).then_some(d)
+        let refuses = matches!(d.disposition, Disposition::Refuse(_)) || d.dry_run.is_some();
+        let failed = eval.outcome == Outcome::Fail || d.strict;
+        let decides = (failed && refuses) || (eval.outcome == Outcome::Pass && self.helo_pass_decides);
+        decides.then_some(d)
     }
 
     pub fn decide_mail_from(&self, eval: &Evaluation, ip: IpAddr, helo: &str) -> SpfDecision {

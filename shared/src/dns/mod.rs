@@ -17,7 +17,7 @@ use crate::duration::ConfigDuration;
 
 mod resolver;
 mod spf;
-pub use resolver::{Answer, LookupFailure, Resolver, TtlBounds, txt_texts};
+pub use resolver::{Answer, LookupFailure, Resolver, TtlBounds, txt_texts, wire_name};
 pub use spf::SpfLookup;
 
 /// `[dns]`.

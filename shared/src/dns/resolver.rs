@@ -223,12 +223,34 @@ impl Resolver {
     /// [`Resolver::lookup`] for a name given as text (`"example.org"` or `"example.org."`).
     ///
     /// # Errors
-    /// [`LookupFailure::Failed`] for text that is not a domain name.
+    /// [`LookupFailure::Failed`] for text that cannot be a DNS name (see [`wire_name`]).
     pub async fn lookup_str(&self, name: &str, rtype: RecordType) -> Answer {
-        let parsed =
-            Name::from_ascii(name).map_err(|e| LookupFailure::Failed(format!("invalid name {name:?}: {e}")))?;
+        let parsed = wire_name(name).map_err(|e| LookupFailure::Failed(format!("invalid name {name:?}: {e}")))?;
         self.lookup(parsed, rtype).await
     }
+}
+
+/// `text` as a fully qualified DNS name, label by label, octet for octet.
+///
+/// A DNS label may hold any octet (RFC 2181 §11), and SPF macro expansion produces names
+/// with `:`, `/` or spaces in them (a local part, an address); a host-name parser would
+/// refuse those and so fail a lookup that DNS can answer. No escapes are read: a `\` is
+/// an octet like any other. Only the DNS limits refuse a name: an empty label inside it,
+/// a label over 63 octets, a name over 255.
+///
+/// # Errors
+/// Which limit `text` breaks.
+pub fn wire_name(text: &str) -> Result<Name, String> {
+    let bare = text.strip_suffix('.').unwrap_or(text);
+    if bare.is_empty() {
+        return Ok(Name::root());
+    }
+    if let Some(empty) = bare.split('.').position(str::is_empty) {
+        return Err(format!("label {} is empty", empty + 1));
+    }
+    let mut name = Name::from_labels(bare.split('.').map(str::as_bytes)).map_err(|e| e.to_string())?;
+    name.set_fqdn(true);
+    Ok(name)
 }
 
 /// The text of each TXT record among `records`, its character-strings concatenated
@@ -266,6 +288,19 @@ fn to_failure(e: &NetError) -> LookupFailure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Octets as they are, label by label: what macro expansion makes reaches DNS.
+    #[test]
+    fn wire_names_keep_every_octet() {
+        let name = wire_name("foo:bar/baz x.example.com.").unwrap();
+        let labels: Vec<&[u8]> = name.iter().collect();
+        assert_eq!(labels, [&b"foo:bar/baz x"[..], b"example", b"com"]);
+        assert!(name.is_fqdn());
+        assert_eq!(wire_name("example.com").unwrap(), wire_name("example.com.").unwrap());
+        assert!(wire_name("a..example.com").unwrap_err().contains("label 2 is empty"));
+        assert!(wire_name(&format!("{}.example.com", "x".repeat(64))).is_err());
+        assert!(wire_name(".").unwrap().is_root());
+    }
 
     fn in_outage(h: &Health) -> bool {
         h.outage.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_some()

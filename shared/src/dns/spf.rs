@@ -4,7 +4,8 @@
 //! its five lookups ourselves. The mapping follows RFC 7208: NXDOMAIN and NODATA are both
 //! "no records" (each counts as a void lookup, §4.6.4); a timeout is a timeout; anything else
 //! (SERVFAIL, refused, I/O) is a DNS error and ends in `temperror` (§2.6.6). Multi-string TXT
-//! records are joined without a separator (§3.3), invalid UTF-8 lossily.
+//! records are joined without a separator (§3.3), invalid UTF-8 lossily. Names are queried
+//! octet for octet, as macro expansion made them (RFC 2181 §11).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -12,15 +13,24 @@ use async_trait::async_trait;
 use hickory_resolver::proto::rr::{RData, RecordType};
 use viaspf::lookup::{Lookup, LookupError, LookupResult, Name};
 
-use super::resolver::{LookupFailure, Resolver};
+use super::resolver::{LookupFailure, Resolver, wire_name};
 
 /// The resolver as viaspf sees it. Cheap to clone (the resolver shares its pool).
 #[derive(Clone)]
 pub struct SpfLookup(pub Resolver);
 
 impl SpfLookup {
+    /// The records of `name`, queried octet for octet ([`wire_name`]). A name that DNS cannot
+    /// hold is not a DNS error (which would end in temperror and defer the mail for ever):
+    /// no such name can exist, so it has no records, and the log says why.
     async fn records(&self, name: &str, rtype: RecordType) -> LookupResult<std::sync::Arc<[RData]>> {
-        self.0.lookup_str(name, rtype).await.map_err(to_lookup_error)
+        match wire_name(name) {
+            Ok(wire) => self.0.lookup(wire, rtype).await.map_err(to_lookup_error),
+            Err(why) => {
+                tracing::info!("spf: {rtype} lookup of {name:?} not sent: not a DNS name ({why}); taken as no records");
+                Err(LookupError::NoRecords)
+            }
+        }
     }
 }
 
@@ -31,8 +41,12 @@ fn to_lookup_error(e: LookupFailure) -> LookupError {
         LookupFailure::Failed(text) => LookupError::Dns(Some(text.into())),
     }
 }
+
+/// An MX or PTR target as viaspf sees it: its labels' octets as they are, not the escaped
+/// presentation form (`foo:bar`, not `foo\058bar`), so a later query sends the same name.
 fn to_name(name: &hickory_resolver::proto::rr::Name) -> Option<Name> {
-    Name::new(&name.to_ascii()).ok()
+    let labels: Vec<String> = name.iter().map(|label| String::from_utf8_lossy(label).into_owned()).collect();
+    Name::new(&labels.join(".")).ok()
 }
 
 #[async_trait]
