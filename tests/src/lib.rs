@@ -12,4 +12,5 @@ pub mod private_pg;
 pub mod process;
 pub mod proxy;
 pub mod request;
+pub mod skip;
 pub mod smtp;

@@ -24,13 +24,13 @@ impl PrivatePostgres {
     /// When `initdb` or the first start fails.
     pub fn start() -> Option<PrivatePostgres> {
         let Some(bindir) = server_bindir() else {
-            eprintln!("SKIPPED: no PostgreSQL server binaries under /usr/lib/postgresql");
+            crate::skipped!("no PostgreSQL server binaries under /usr/lib/postgresql");
             return None;
         };
         let dir = tempfile::Builder::new().prefix("pw-pg").tempdir_in("/tmp").ok()?;
         if crate::process::running_as_root() {
             let Ok(Some(pg)) = nix::unistd::User::from_name("postgres") else {
-                eprintln!("SKIPPED: no postgres account to run a private server as");
+                crate::skipped!("no postgres account to run a private server as");
                 return None;
             };
             nix::unistd::chown(dir.path(), Some(pg.uid), Some(pg.gid)).ok()?;

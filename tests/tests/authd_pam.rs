@@ -99,7 +99,7 @@ impl Drop for System {
 #[tokio::test]
 async fn pam_store_with_real_system_accounts() {
     if let Some(why) = System::why_not() {
-        eprintln!("SKIPPED pam_store_with_real_system_accounts: {why}");
+        postward_tests::skipped!("{why}");
         return;
     }
     let system = System::create("a");
@@ -157,7 +157,7 @@ async fn pam_store_with_real_system_accounts() {
 #[tokio::test]
 async fn cached_pam_logins_still_meet_account_management() {
     if let Some(why) = System::why_not() {
-        eprintln!("SKIPPED cached_pam_logins_still_meet_account_management: {why}");
+        postward_tests::skipped!("{why}");
         return;
     }
     let system = System::create("c");

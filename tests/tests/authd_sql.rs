@@ -136,7 +136,7 @@ async fn sqlite_store() {
 async fn postgres_store() {
     match std::env::var("POSTWARD_TEST_POSTGRES_URL") {
         Ok(url) => check_store(&url).await,
-        Err(_) => eprintln!("SKIPPED: POSTWARD_TEST_POSTGRES_URL is not set"),
+        Err(_) => postward_tests::skipped!("POSTWARD_TEST_POSTGRES_URL is not set"),
     }
 }
 
@@ -144,7 +144,7 @@ async fn postgres_store() {
 async fn mysql_store() {
     match std::env::var("POSTWARD_TEST_MYSQL_URL") {
         Ok(url) => check_store(&url).await,
-        Err(_) => eprintln!("SKIPPED: POSTWARD_TEST_MYSQL_URL is not set"),
+        Err(_) => postward_tests::skipped!("POSTWARD_TEST_MYSQL_URL is not set"),
     }
 }
 

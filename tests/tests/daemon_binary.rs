@@ -250,7 +250,7 @@ fn version_and_usage() {
 #[tokio::test]
 async fn root_is_refused_unless_allowed_and_privileges_are_dropped() {
     if !running_as_root() {
-        eprintln!("SKIPPED: privilege tests need root (CI runs them)");
+        postward_tests::skipped!("privilege tests need root (CI runs them)");
         return;
     }
     let s = Setup::new();
@@ -305,7 +305,7 @@ fn shipped_example_configs_are_valid() {
 #[tokio::test]
 async fn systemd_socket_activation() {
     if std::process::Command::new("python3").arg("--version").output().is_err() {
-        eprintln!("SKIPPED: python3 is needed to play systemd");
+        postward_tests::skipped!("python3 is needed to play systemd");
         return;
     }
     let s = Setup::new();

@@ -31,9 +31,7 @@ async fn authd(dir: &Path, name: &str, passdb: &str) -> (DaemonProcess, AuthClie
 #[tokio::test]
 async fn filter_matches_guesses_and_nothing_else() {
     if std::process::Command::new("fail2ban-regex").arg("--version").output().is_err() {
-        eprintln!(
-            "SKIPPED filter_matches_guesses_and_nothing_else: fail2ban-regex not installed (apt-get install fail2ban)"
-        );
+        postward_tests::skipped!("fail2ban-regex not installed (apt-get install fail2ban)");
         return;
     }
     let dir = tempfile::tempdir().unwrap();

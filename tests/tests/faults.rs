@@ -150,7 +150,7 @@ struct TestDb {
 impl TestDb {
     fn postgres() -> Option<TestDb> {
         let Ok(base) = std::env::var("POSTWARD_TEST_POSTGRES_URL") else {
-            eprintln!("SKIPPED: POSTWARD_TEST_POSTGRES_URL is not set");
+            postward_tests::skipped!("POSTWARD_TEST_POSTGRES_URL is not set");
             return None;
         };
         let schema = format!("pw_fault_{}_{}", std::process::id(), nanos());
@@ -163,7 +163,7 @@ impl TestDb {
 
     fn mysql() -> Option<TestDb> {
         let Ok(base) = std::env::var("POSTWARD_TEST_MYSQL_URL") else {
-            eprintln!("SKIPPED: POSTWARD_TEST_MYSQL_URL is not set");
+            postward_tests::skipped!("POSTWARD_TEST_MYSQL_URL is not set");
             return None;
         };
         let name = format!("pw_fault_{}_{}", std::process::id(), nanos());

@@ -389,7 +389,7 @@ struct PgSchema {
 impl PgSchema {
     fn create() -> Option<PgSchema> {
         let Ok(base) = std::env::var("POSTWARD_TEST_POSTGRES_URL") else {
-            eprintln!("SKIPPED: POSTWARD_TEST_POSTGRES_URL is not set");
+            postward_tests::skipped!("POSTWARD_TEST_POSTGRES_URL is not set");
             return None;
         };
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();

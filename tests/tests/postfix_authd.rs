@@ -74,7 +74,7 @@ fn client_address(n: u8) -> Ipv4Addr {
 #[tokio::test]
 async fn postfix_authenticates_through_authd() {
     if let Some(why) = postfix::unavailable() {
-        eprintln!("SKIPPED postfix_authenticates_through_authd: {why}");
+        postward_tests::skipped!("{why}");
         return;
     }
     let dir = tempfile::Builder::new().prefix("postward-authd-").tempdir().unwrap();

@@ -82,7 +82,7 @@ impl E2e {
     /// `None` (after saying so) when Postfix cannot run here.
     async fn start(test: &str, which: Daemons) -> Option<E2e> {
         if let Some(why) = postfix::unavailable() {
-            eprintln!("SKIPPED {test}: {why}");
+            postward_tests::skipped!("{why} ({test})");
             return None;
         }
         let dns = zones().start().await.unwrap();
