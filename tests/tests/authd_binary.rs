@@ -109,6 +109,46 @@ async fn test_and_pw_commands() {
     assert_eq!(run(&["pw", "-s", "NOPE", "-p", "x"]).status.code(), Some(2));
 }
 
+/// `pw` refuses an empty password (a `pw </dev/null` in a script must not print a hash of ""
+/// that logs anyone in); `pw -t` checks a password against a stored one (0 match, 1 not);
+/// `-s YESCRYPT` writes `{CRYPT}$y$…`, which authd verifies.
+#[test]
+fn pw_refuses_empty_passwords_and_checks_stored_ones() {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let run = |args: &[&str], stdin: &[u8]| {
+        let mut child = Command::new(bin_path(BIN))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    for (args, stdin) in [(&["pw"][..], &b""[..]), (&["pw"][..], &b"\n"[..]), (&["pw", "-p", ""][..], &b""[..])] {
+        let out = run(args, stdin);
+        assert_eq!(out.status.code(), Some(2), "{args:?} {stdin:?}: {out:?}");
+        assert!(out.stdout.is_empty(), "{args:?}: printed {:?}", String::from_utf8_lossy(&out.stdout));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("empty"), "{out:?}");
+    }
+    let out = run(&["pw", "-s", "YESCRYPT"], b"Kite-77\n");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let yescrypt = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(yescrypt.starts_with("{CRYPT}$y$j9T$"), "{yescrypt}");
+    let stored = authd::scheme::Stored::parse(&yescrypt, authd::scheme::Scheme::Crypt).unwrap();
+    assert!(stored.verify(b"Kite-77") && !stored.verify(b"Kite-78"));
+    for scheme in ["SHA512-CRYPT", "BLF-CRYPT", "ARGON2ID", "SCRAM-SHA-256", "YESCRYPT"] {
+        let hash = String::from_utf8(run(&["pw", "-s", scheme, "-p", "Kite-77"], b"").stdout).unwrap();
+        let hash = hash.trim();
+        assert_eq!(run(&["pw", "-t", hash, "-p", "Kite-77"], b"").status.code(), Some(0), "{scheme}: {hash}");
+        assert_eq!(run(&["pw", "-t", hash], b"Kite-77\n").status.code(), Some(0), "{scheme} from a pipe");
+        assert_eq!(run(&["pw", "-t", hash, "-p", "Kite-78"], b"").status.code(), Some(1), "{scheme}");
+    }
+    assert_eq!(run(&["pw", "-t", "no-scheme", "-p", "x"], b"").status.code(), Some(2));
+}
+
 #[tokio::test]
 async fn sighup_reload_changes_the_offered_mechanisms_for_new_connections() {
     let s = Setup::new();

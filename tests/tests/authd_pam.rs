@@ -201,3 +201,37 @@ async fn pam_refuses_mechanisms_it_cannot_serve() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("auth.mechanisms[1]") && err.contains("pam"), "{err}");
 }
+
+/// The Debian stack shipped in contrib (`@include common-auth`, `common-account`) serves a
+/// real account: its password logs in, a wrong one fails, an expired account is refused
+/// by the account stack.
+#[tokio::test]
+async fn the_debian_pam_stack_from_contrib_serves_system_accounts() {
+    if let Some(why) = System::why_not() {
+        postward_tests::skipped!("{why}");
+        return;
+    }
+    if !std::path::Path::new("/etc/pam.d/common-auth").exists() {
+        postward_tests::skipped!("no /etc/pam.d/common-auth: not a Debian system");
+        return;
+    }
+    let system = System::create("d");
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/../contrib/pam.d/postward-authd.debian");
+    std::fs::copy(shipped, &system.pam_file).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let files = TestFiles::new(dir.path(), "authd");
+    let sections = format!(
+        "[auth]\nfailure_delay = \"0s\"\n[throttle]\nenabled = false\n\
+         [passdb]\ndriver = \"pam\"\npam_service = \"{}\"\n",
+        system.pam_service()
+    );
+    let _daemon = files.start("postward-authd", "", &sections, T).await;
+    let mut c = AuthClient::connect(&files.address()).await.unwrap();
+    c.handshake(9).await.unwrap();
+    c.set_rip("192.0.2.9");
+    let ok = system.user("ok");
+    assert_eq!(c.plain(&ok, PASSWORD).await.unwrap(), AuthOutcome::Ok { user: Some(ok.clone()) });
+    let failed = |o: &AuthOutcome| matches!(o, AuthOutcome::Fail { .. });
+    assert!(failed(&c.plain(&ok, "wrong-password").await.unwrap()));
+    assert!(failed(&c.plain(&system.user("expired"), PASSWORD).await.unwrap()));
+}

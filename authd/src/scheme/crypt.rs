@@ -266,6 +266,18 @@ pub(super) fn hash_bcrypt(
     Ok(parts.format_for_version(bcrypt::Version::TwoY))
 }
 
+/// `$y$j9T$salt$hash`: yescrypt with the crate's default parameters (libxcrypt's default
+/// cost, N = 4096, r = 32, p = 1) and a 16-byte salt.
+pub(super) fn hash_yescrypt(password: &[u8], rng: Rng) -> Result<String, SchemeError> {
+    use yescrypt::PasswordHasher as _;
+    let mut salt = [0u8; 16];
+    rng.fill(&mut salt)?;
+    let hashed = yescrypt::Yescrypt::default()
+        .hash_password_with_salt(password, &salt)
+        .map_err(|e| SchemeError::Hash { scheme: Scheme::Crypt, what: e.to_string() })?;
+    Ok(hashed.to_string())
+}
+
 /// `$6$[rounds=N$]salt$hash` (or `$5$`) with a 16-character salt, as doveadm writes it.
 pub(super) fn hash_sha(scheme: Scheme, password: &[u8], rounds: Option<u32>, rng: Rng) -> Result<String, SchemeError> {
     let rounds = rounds.unwrap_or(SHA_DEFAULT_ROUNDS);

@@ -230,6 +230,18 @@ pub fn hash(scheme: Scheme, password: &[u8], rounds: Option<u32>) -> Result<Stri
     hash_with(scheme, password, rounds, Rng::Os)
 }
 
+/// `{CRYPT}$y$…`: yescrypt with the parameters libxcrypt uses by default (`$y$j9T$`), for
+/// `postward-authd pw -s YESCRYPT`. It verifies under CRYPT, as Dovecot's does.
+///
+/// # Errors
+/// As [`hash`] for CRYPT.
+pub fn hash_yescrypt(password: &[u8]) -> Result<String, SchemeError> {
+    if password.contains(&0) {
+        return Err(SchemeError::Password { scheme: Scheme::Crypt, what: "it contains a NUL byte" });
+    }
+    Ok(format!("{{{}}}{}", Scheme::Crypt.name(), crypt::hash_yescrypt(password, Rng::Os)?))
+}
+
 /// [`hash`], with the salts from `rng`.
 fn hash_with(scheme: Scheme, password: &[u8], rounds: Option<u32>, rng: Rng) -> Result<String, SchemeError> {
     if password.contains(&0) {
