@@ -94,9 +94,11 @@ impl Service {
     }
 
     fn spf_verdict(&self, report: &SpfReport, request: &PolicyRequest, ip: IpAddr) -> Verdict {
-        let (helo, mail_from, decision, cached) = match report {
+        let (helo, mail_from, decision, cached, record_helo) = match report {
             SpfReport::Exempt(why) => return exempt_verdict(why.clone()),
-            SpfReport::Checked { helo, mail_from, decision, cached } => (helo, mail_from, decision, *cached),
+            SpfReport::Checked { helo, mail_from, decision, cached, record_helo } => {
+                (helo, mail_from, decision, *cached, *record_helo)
+            }
         };
         let decided = mail_from.as_ref().filter(|_| decision.identity == spf::Identity::MailFrom).unwrap_or(helo);
         let mut fields = vec![("helo", helo.outcome.to_string())];
@@ -117,13 +119,19 @@ impl Service {
         if cached > 0 {
             fields.push(("cached", cached.to_string()));
         }
-        let (refuse, headers) = match &decision.disposition {
+        let (refuse, mut headers) = match &decision.disposition {
             Disposition::Refuse(action) => (Some(action.clone()), Vec::new()),
             Disposition::Accept { header: true } => {
                 (None, self.headers.headers(decided, ip, &request.helo_name, &request.sender))
             }
             Disposition::Accept { header: false } => (None, Vec::new()),
         };
+        // RFC 7208 §2.3: a HELO result that did not decide is recorded too, in a header of
+        // its own after the deciding one (Postfix takes one per reply: the next recipient's
+        // or the DATA-stage reply carries it), when MAIL FROM's result is recorded at all.
+        if record_helo && matches!(decision.disposition, Disposition::Accept { header: true }) {
+            headers.extend(self.headers.headers(helo, ip, &request.helo_name, &request.sender));
+        }
         Verdict { refuse, headers, reason: format!("spf-{}-{}", decided.identity, decided.outcome), fields }
     }
 }

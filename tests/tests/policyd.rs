@@ -68,6 +68,12 @@ const PASS_HEADER: &str = "PREPEND Received-SPF: pass (mx.e2e.test: domain of a@
      as permitted sender) client-ip=192.0.2.10; envelope-from=\"a@pass.e2e.test\"; helo=mail.e2e.test; \
      receiver=mx.e2e.test; identity=mailfrom; mechanism=\"ip4:192.0.2.0/24\";";
 
+/// The HELO result, which did not decide (a pass, without `helo_pass_decides`), recorded in a
+/// header of its own after MAIL FROM's (RFC 7208 §2.3).
+const HELO_PASS_HEADER: &str = "PREPEND Received-SPF: pass (mx.e2e.test: domain of postmaster@mail.e2e.test designates \
+     192.0.2.10 as permitted sender) client-ip=192.0.2.10; envelope-from=\"a@pass.e2e.test\"; helo=mail.e2e.test; \
+     receiver=mx.e2e.test; identity=helo; mechanism=\"a\";";
+
 const FAIL_REPLY: &str = "550 5.7.23 SPF fail: fail.e2e.test does not allow 192.0.2.10 to send mail (mailfrom).";
 
 #[tokio::test]
@@ -75,8 +81,12 @@ async fn socket_answers_exact_action_lines() {
     let dns = fixture().await;
     let d = Policyd::start(&dns, "").await;
     let mut c = d.client().await;
-    // Pass: the header once per message, then DUNNO for the next recipient.
+    // Pass: each header once per message (MAIL FROM's, then HELO's), then DUNNO.
     assert_eq!(c.request(&rcpt("192.0.2.10", "mail.e2e.test", "a@pass.e2e.test", "1.a")).await.unwrap(), PASS_HEADER);
+    assert_eq!(
+        c.request(&rcpt("192.0.2.10", "mail.e2e.test", "a@pass.e2e.test", "1.a")).await.unwrap(),
+        HELO_PASS_HEADER
+    );
     assert_eq!(c.request(&rcpt("192.0.2.10", "mail.e2e.test", "a@pass.e2e.test", "1.a")).await.unwrap(), "DUNNO");
     // Fail: every recipient of the message is rejected.
     for _ in 0..2 {
@@ -126,6 +136,12 @@ async fn both_headers_go_out_one_per_request() {
     assert_eq!(
         c.request(&data).await.unwrap(),
         "PREPEND Authentication-Results: mx.e2e.test; spf=pass (matched ip4:192.0.2.0/24) smtp.mailfrom=a@pass.e2e.test"
+    );
+    // Then the HELO result's two, which did not decide.
+    assert_eq!(c.request(&data).await.unwrap(), HELO_PASS_HEADER);
+    assert_eq!(
+        c.request(&data).await.unwrap(),
+        "PREPEND Authentication-Results: mx.e2e.test; spf=pass (matched a) smtp.helo=mail.e2e.test"
     );
     assert_eq!(c.request(&data).await.unwrap(), "DUNNO");
 }

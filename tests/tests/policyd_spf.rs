@@ -172,7 +172,9 @@ async fn check(svc: &Service, r: &Req) -> Checked {
     let ip = request.client_address.unwrap();
     let (_, reports) = svc.evaluate(&request, ip, false).await;
     match reports.spf {
-        Some(SpfReport::Checked { helo, mail_from, decision, cached }) => Checked { helo, mail_from, decision, cached },
+        Some(SpfReport::Checked { helo, mail_from, decision, cached, .. }) => {
+            Checked { helo, mail_from, decision, cached }
+        }
         other => panic!("expected an SPF result, got {other:?}"),
     }
 }
@@ -690,6 +692,14 @@ async fn a_helo_temperror_or_softfail_leaves_the_decision_to_mail_from() {
         assert_eq!(field(&d, "mailfrom"), Some("pass"), "{helo}");
         assert!(matches!(field(&d, "helo"), Some("temperror" | "softfail")), "{helo}: {:?}", field(&d, "helo"));
     }
+    // Both results are recorded: MAIL FROM's header, then (next recipient) HELO's.
+    let msg = req(CLIENT, "softhelo.example.test", "a@pass.example.test").with("instance", "helo-both");
+    assert!(answer(&svc, &msg).await.starts_with("PREPEND Received-SPF: pass "));
+    let helo_header = answer(&svc, &msg).await;
+    assert!(
+        helo_header.starts_with("PREPEND Received-SPF: softfail ") && helo_header.contains("identity=helo;"),
+        "{helo_header}"
+    );
     // A MAIL FROM fail behind a HELO temperror is still rejected, as a MAIL FROM fail.
     let d = decide(&svc, &req(CLIENT, "brokenhelo.example.test", "a@fail.example.test")).await;
     assert_eq!(d.action.to_string(), reject_line("fail", "fail.example.test", CLIENT, "mailfrom"));
@@ -881,8 +891,9 @@ async fn forwarder_names_exempt_by_validated_name() {
 // 8. One answer per message (Postfix `instance`)
 // ---------------------------------------------------------------------------------------
 
-/// RFC 7208 §9.1 asks for one Received-SPF per message: the first recipient gets it, the
-/// others DUNNO, and the DNS is asked once.
+/// One Received-SPF per identity and message: the first recipient gets MAIL FROM's, the
+/// second the HELO result's (which did not decide, RFC 7208 §2.3), the others DUNNO, and
+/// the DNS is asked once.
 #[tokio::test]
 async fn header_once_per_message() {
     let dns = fixture().await;
@@ -890,7 +901,13 @@ async fn header_once_per_message() {
     let msg = from("a@pass.example.test").with("instance", "msg-1");
     let first = decide(&svc, &msg.clone().with("recipient", "u1@rcpt.test")).await;
     assert!(first.action.to_string().starts_with("PREPEND Received-SPF: pass (mx.test:"), "{}", first.action);
-    for n in 2..=3 {
+    let second = decide(&svc, &msg.clone().with("recipient", "u2@rcpt.test")).await;
+    let second = second.action.to_string();
+    assert!(
+        second.starts_with("PREPEND Received-SPF: neutral (mx.test:") && second.contains("identity=helo;"),
+        "{second}"
+    );
+    for n in 3..=4 {
         let d = decide(&svc, &msg.clone().with("recipient", &format!("u{n}@rcpt.test"))).await;
         assert_eq!(d.action.to_string(), "DUNNO", "recipient {n}");
         assert_eq!(d.reason, "spf-mailfrom-pass");
@@ -920,6 +937,12 @@ async fn both_headers_go_out_one_per_request() {
     assert_eq!(
         answer(&svc, &msg).await,
         "PREPEND Authentication-Results: mx.test; spf=pass (matched ip4:192.0.2.0/24) smtp.mailfrom=a@pass.example.test"
+    );
+    // Then the HELO result's two (neutral: it did not decide).
+    assert!(answer(&svc, &msg).await.contains("identity=helo;"));
+    assert_eq!(
+        answer(&svc, &msg).await,
+        "PREPEND Authentication-Results: mx.test; spf=neutral (matched all) smtp.helo=mta.client.test"
     );
     assert_eq!(answer(&svc, &msg).await, "DUNNO");
     assert_eq!(dns.queries_for_name("pass.example.test"), 1);

@@ -132,6 +132,9 @@ pub enum SpfReport {
         /// `None` when the HELO result already decided (RFC 7208 §2.3).
         mail_from: Option<Arc<Evaluation>>,
         decision: SpfDecision,
+        /// MAIL FROM decided, but HELO was checked on its own and its action records it:
+        /// its header goes out too, after MAIL FROM's.
+        record_helo: bool,
         /// Results taken from the cache, of those evaluated.
         cached: usize,
     },
@@ -170,7 +173,7 @@ impl SpfCheck {
             self.evaluator.evaluate(ip, &ids.helo, ids.helo_domain.as_ref(), deadline, trace).await;
         let mut cached = usize::from(helo_cached);
         if let Some(decision) = self.rules.decide_helo(&helo, ip, &request.helo_name) {
-            return SpfReport::Checked { helo, mail_from: None, decision, cached };
+            return SpfReport::Checked { helo, mail_from: None, decision, cached, record_helo: false };
         }
         // The null sender's MAIL FROM identity is postmaster@HELO: the very same check_host()
         // as the HELO one (RFC 7208 §2.4), so its result is reused.
@@ -183,6 +186,9 @@ impl SpfCheck {
             eval
         };
         let decision = self.rules.decide_mail_from(&mail_from, ip, &request.helo_name);
-        SpfReport::Checked { helo, mail_from: Some(mail_from), decision, cached }
+        let record_helo = !ids.mail_from_is_helo
+            && matches!(ids.helo, identity::Target::Check { .. })
+            && self.rules.records_helo(&helo, ip, &request.helo_name);
+        SpfReport::Checked { helo, mail_from: Some(mail_from), decision, cached, record_helo }
     }
 }

@@ -78,6 +78,12 @@ impl Rules {
         decides.then_some(d)
     }
 
+    /// Whether a HELO result that did not decide goes into a header of its own: unless its
+    /// action is `ignore`.
+    pub fn records_helo(&self, eval: &Evaluation, ip: IpAddr, helo: &str) -> bool {
+        self.decide(eval, &self.helo, ip, helo).configured != ResultAction::Ignore
+    }
+
     pub fn decide_mail_from(&self, eval: &Evaluation, ip: IpAddr, helo: &str) -> SpfDecision {
         self.decide(eval, &self.mail_from, ip, helo)
     }
