@@ -64,6 +64,10 @@ fn run(cmd: &str, args: &[String]) -> Result<ExitCode, String> {
     if o.query.is_some() {
         return Err(format!("{cmd} takes no argument"));
     }
+    let url = config.store.effective_url();
+    if let Some(file) = crate::store::sqlite_file(&url).map_err(|e| e.to_string())? {
+        become_owner_of(&file)?;
+    }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     runtime.block_on(async {
         // Reports read whole tables: give them minutes, not the request path's seconds.
@@ -72,11 +76,35 @@ fn run(cmd: &str, args: &[String]) -> Result<ExitCode, String> {
             op_timeout: std::time::Duration::from_secs(600),
             ..StoreOptions::default()
         };
-        let store = Store::open(&config.store.effective_url(), &options).await.map_err(|e| e.to_string())?;
+        let store = Store::open(&url, &options).await.map_err(|e| e.to_string())?;
         let result = if cmd == "stats" { stats(&store, o.json).await } else { dump(&store).await };
         store.close().await;
         result
     })
+}
+
+/// The reports never create the SQLite database, and never leave a file in its directory
+/// that the daemon cannot write: a missing database is an error, and run as root they
+/// switch to the database's owner first (SQLite makes `-wal` and `-shm` files beside it
+/// when the daemon is not running; root-owned, they would make the daemon's store
+/// read-only, and greylisting would stop).
+fn become_owner_of(file: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(file).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            format!("no greylist database at {} yet: greyd makes it on its first start", file.display())
+        }
+        _ => format!("cannot read {}: {e}", file.display()),
+    })?;
+    if !nix::unistd::geteuid().is_root() || meta.uid() == 0 {
+        return Ok(());
+    }
+    let (uid, gid) = (nix::unistd::Uid::from_raw(meta.uid()), nix::unistd::Gid::from_raw(meta.gid()));
+    nix::unistd::setgroups(&[gid]).map_err(|e| format!("cannot drop supplementary groups: {e}"))?;
+    nix::unistd::setgid(gid).map_err(|e| format!("cannot switch to group {gid}: {e}"))?;
+    nix::unistd::setuid(uid)
+        .map_err(|e| format!("cannot switch to user {uid}, the owner of {}: {e}", file.display()))?;
+    Ok(())
 }
 
 fn check(config: &Config, query: &str) -> Result<ExitCode, String> {

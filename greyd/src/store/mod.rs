@@ -203,6 +203,15 @@ impl fmt::Debug for Store {
     }
 }
 
+/// The SQLite database file a store URL names; `None` for a server or an in-memory
+/// database. For the read-only commands, which must not create it.
+///
+/// # Errors
+/// An URL [`Store::open`] would refuse too.
+pub fn sqlite_file(url: &str) -> Result<Option<std::path::PathBuf>, StoreError> {
+    Ok(connect::Target::parse(url)?.sqlite_file)
+}
+
 impl Store {
     /// Connects to the database at `url` and applies the embedded migrations.
     ///

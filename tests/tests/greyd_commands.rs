@@ -1,0 +1,74 @@
+//! `postward-greyd stats` and `dump`, the read-only reports, run as root: before the daemon's
+//! first start they refuse and create nothing, and later they leave no file the daemon (user
+//! nobody here) cannot write, so greylisting keeps working after an admin looked.
+//! Requires `cargo build --workspace` first.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::os::unix::fs::MetadataExt;
+use std::process::Command;
+use std::time::Duration;
+
+use postward_tests::client::{PolicyClient, rcpt_request};
+use postward_tests::process::{Sig, TestFiles, bin_path, running_as_root};
+
+const BIN: &str = "postward-greyd";
+const T: Duration = Duration::from_secs(15);
+const NOBODY: u32 = 65534;
+
+fn report(cmd: &str, config: &std::path::Path) -> std::process::Output {
+    Command::new(bin_path(BIN)).args([cmd, "-c", config.to_str().unwrap()]).output().unwrap()
+}
+
+#[tokio::test]
+async fn reports_as_root_never_create_or_take_the_database() {
+    if !running_as_root() {
+        postward_tests::skipped!("needs root: the hazard is a root-owned database file");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    nix::unistd::chown(&state, Some(nix::unistd::Uid::from_raw(NOBODY)), None).unwrap();
+    let db = state.join("greyd.sqlite");
+    let files = TestFiles::new(dir.path(), "greyd");
+    let sections = format!("[greylist]\ndelay = \"1s\"\n[store]\nurl = \"sqlite://{}\"\n", db.display());
+    files.write("user = \"nobody\"\n", &sections);
+    std::fs::set_permissions(&files.config, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+
+    // Before the first start: refused, nothing made.
+    for cmd in ["stats", "dump"] {
+        let out = report(cmd, &files.config);
+        assert_eq!(out.status.code(), Some(1), "{cmd}: {out:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("no greylist database"), "{cmd}: {out:?}");
+        assert_eq!(std::fs::read_dir(&state).unwrap().count(), 0, "{cmd} created a file");
+    }
+
+    // The daemon makes the database as nobody; a report run as root while it is stopped
+    // leaves every file nobody's.
+    let daemon = files.start(BIN, "user = \"nobody\"\n", &sections, T).await;
+    let mut c = PolicyClient::connect_unix(&files.socket).await.unwrap();
+    let req = rcpt_request("198.51.100.7", "mx.example.org", "a@example.org", "b@example.net", "g.1");
+    assert!(c.request(&req).await.unwrap().starts_with("DEFER_IF_PERMIT"));
+    drop(c);
+    daemon.signal(Sig::SIGTERM);
+    drop(daemon);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for cmd in ["stats", "dump"] {
+        let out = report(cmd, &files.config);
+        assert_eq!(out.status.code(), Some(0), "{cmd}: {out:?}");
+    }
+    for entry in std::fs::read_dir(&state).unwrap() {
+        let entry = entry.unwrap();
+        assert_eq!(entry.metadata().unwrap().uid(), NOBODY, "{} is not nobody's", entry.path().display());
+    }
+    // And the daemon still writes: a new triplet is greylisted, not answered DUNNO.
+    let daemon = files.start(BIN, "user = \"nobody\"\n", &sections, T).await;
+    let mut c = PolicyClient::connect_unix(&files.socket).await.unwrap();
+    let req = rcpt_request("198.51.100.8", "mx.example.org", "c@example.org", "d@example.net", "g.2");
+    let answer = c.request(&req).await.unwrap();
+    assert!(answer.starts_with("DEFER_IF_PERMIT"), "{answer}");
+    drop(daemon);
+}
