@@ -87,8 +87,14 @@ pub struct LogConfig {
 /// # Errors
 /// Syslog was requested but could not be opened, or a subscriber was already installed.
 pub fn init(program: &str, config: &LogConfig) -> Result<(), String> {
-    let builder =
-        tracing_subscriber::fmt().with_max_level(config.level.tracing()).with_ansi(false).event_format(PostfixFormat);
+    // Under systemd, stderr is the journal: each line then starts with its syslog priority
+    // (`<20>` = mail.warning), which journald reads, so `journalctl -p warning` and
+    // `SYSLOG_FACILITY=2` work and rsyslog files the lines into the mail log.
+    let journal = (config.destination == LogDestination::Stderr && stderr_is_journal()).then_some(config.facility);
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(config.level.tracing())
+        .with_ansi(false)
+        .event_format(PostfixFormat { journal });
     let result = match config.destination {
         LogDestination::Stderr => builder.with_writer(std::io::stderr).try_init(),
         LogDestination::Syslog => {
@@ -142,7 +148,53 @@ pub fn excerpt(text: &str) -> Cow<'_, str> {
 }
 
 /// Formats events as Postfix formats its own messages.
-struct PostfixFormat;
+struct PostfixFormat {
+    /// The facility for journal priority prefixes, when stderr is the journal.
+    journal: Option<Facility>,
+}
+
+impl Facility {
+    /// The syslog facility number (RFC 5424 §6.2.1).
+    fn code(self) -> u8 {
+        match self {
+            Facility::User => 1,
+            Facility::Mail => 2,
+            Facility::Daemon => 3,
+            Facility::Local0 => 16,
+            Facility::Local1 => 17,
+            Facility::Local2 => 18,
+            Facility::Local3 => 19,
+            Facility::Local4 => 20,
+            Facility::Local5 => 21,
+            Facility::Local6 => 22,
+            Facility::Local7 => 23,
+        }
+    }
+}
+
+/// `<N>`, the sd-daemon(3) prefix journald reads: facility × 8 + severity (error 3,
+/// warning 4, info 6, debug 7).
+fn journal_prefix(facility: Facility, level: Level) -> String {
+    let severity = match level {
+        Level::ERROR => 3,
+        Level::WARN => 4,
+        Level::INFO => 6,
+        Level::DEBUG | Level::TRACE => 7,
+    };
+    format!("<{}>", u16::from(facility.code()) * 8 + severity)
+}
+
+/// Whether stderr is a journal stream: systemd sets `JOURNAL_STREAM=<dev>:<inode>` of the
+/// stream it connects, and a redirected stderr no longer matches it (sd_journal_stream_fd).
+fn stderr_is_journal() -> bool {
+    let Some(value) = std::env::var_os("JOURNAL_STREAM") else { return false };
+    let Some((dev, ino)) = value.to_str().and_then(|v| v.split_once(':')) else { return false };
+    let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else { return false };
+    match nix::sys::stat::fstat(std::io::stderr()) {
+        Ok(st) => st.st_dev == dev && st.st_ino == ino,
+        Err(_) => false,
+    }
+}
 
 impl<S, N> FormatEvent<S, N> for PostfixFormat
 where
@@ -157,6 +209,9 @@ where
             Level::DEBUG => "debug: ",
             Level::TRACE => "trace: ",
         };
+        if let Some(facility) = self.journal {
+            writer.write_str(&journal_prefix(facility, *event.metadata().level()))?;
+        }
         let mut visitor = Fields::default();
         event.record(&mut visitor);
         writeln!(writer, "{prefix}{}{}", printable(&visitor.message), printable(&visitor.rest))
@@ -234,6 +289,15 @@ impl fmt::Display for DecisionLine<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn journal_prefixes_carry_facility_and_severity() {
+        assert_eq!(journal_prefix(Facility::Mail, Level::WARN), "<20>");
+        assert_eq!(journal_prefix(Facility::Mail, Level::INFO), "<22>");
+        assert_eq!(journal_prefix(Facility::Mail, Level::ERROR), "<19>");
+        assert_eq!(journal_prefix(Facility::Daemon, Level::DEBUG), "<31>");
+        assert_eq!(journal_prefix(Facility::Local7, Level::INFO), "<190>");
+    }
     use crate::policy::codec::RawRequest;
     use crate::policy::{Action, Decision};
 

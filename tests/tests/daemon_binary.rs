@@ -362,3 +362,48 @@ async fn inet_listener_on_loopback() {
     assert_eq!(ask(&mut client).await.unwrap(), "DUNNO");
     assert_eq!(ask(&mut client).await.unwrap(), "DUNNO", "the connection stays open");
 }
+
+/// Under systemd (stderr is the stream `JOURNAL_STREAM` names), every line starts with its
+/// syslog priority for journald: `<22>` mail.info, `<20>` mail.warning, so `journalctl -p
+/// warning` finds the warnings. A stderr that is not that stream gets no prefix.
+#[tokio::test]
+async fn lines_carry_their_priority_when_stderr_is_the_journal() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let files = TestFiles::new(dir.path(), "policyd");
+    files.write("", "[log]\nlevel = \"info\"\n");
+    let run = |name: &str, matching: bool| {
+        let path = dir.path().join(name);
+        let file = std::fs::File::create(&path).unwrap();
+        let meta = file.metadata().unwrap();
+        let stream = if matching { format!("{}:{}", meta.dev(), meta.ino()) } else { format!("{}:1", meta.dev()) };
+        let child = std::process::Command::new(bin_path("postward-policyd"))
+            .args(["--config", files.config.to_str().unwrap()])
+            .env("JOURNAL_STREAM", stream)
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        (path, child)
+    };
+    for (name, matching) in [("journal.log", true), ("plain.log", false)] {
+        let (path, mut child) = run(name, matching);
+        let deadline = std::time::Instant::now() + T;
+        while !std::fs::read_to_string(&path).unwrap().contains("listening on") && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), Sig::SIGTERM).unwrap();
+        child.wait().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let started = text.lines().find(|l| l.contains("started with configuration")).unwrap_or_default();
+        if matching {
+            assert!(started.starts_with("<22>postward-policyd "), "{text}");
+            assert!(text.lines().all(|l| l.starts_with('<')), "a line without its priority:\n{text}");
+            if running_as_root() {
+                assert!(text.lines().any(|l| l.starts_with("<20>warning: running as root")), "{text}");
+            }
+        } else {
+            assert!(started.starts_with("postward-policyd "), "{text}");
+        }
+    }
+}
