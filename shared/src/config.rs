@@ -119,8 +119,8 @@ fn find_key_line(text: &str, key: &str) -> Option<usize> {
     None
 }
 
-/// `[server]`: sockets, limits, timeouts and privileges. Changes need a restart, except the
-/// timeouts and limits of new connections.
+/// `[server]`: sockets, limits, timeouts and privileges. Set up once, at start: a change
+/// needs a restart, and a SIGHUP that meets one names it in a warning.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {

@@ -412,14 +412,13 @@ async fn reload<D: Daemon>(
         }
     };
     apply_cli::<D>(&mut next, cli);
-    if next.server().listen != current.server().listen
-        || next.server().user != current.server().user
-        || next.server().socket_mode != current.server().socket_mode
-        || next.log() != current.log()
-    {
+    let pending = restart_only_changes(current.server(), next.server(), current.log(), next.log());
+    if !pending.is_empty() {
         tracing::warn!(
-            "{}: changes to server.listen, server.user, server.socket_mode or [log] take effect only after a restart",
-            path.display()
+            "{}: {} changed; {} take effect only after a restart (the rest of the file is applied now)",
+            path.display(),
+            pending.join(", "),
+            if pending.len() == 1 { "it does" } else { "they" }
         );
     }
     let next = Arc::new(next);
@@ -437,9 +436,54 @@ async fn reload<D: Daemon>(
     }
 }
 
+/// The keys that a reload cannot apply and that differ: every `[server]` key (sockets,
+/// privileges, limits and timeouts are set up once, at start) and every `[log]` key.
+fn restart_only_changes(
+    now: &crate::config::ServerConfig,
+    next: &crate::config::ServerConfig,
+    log_now: &crate::logging::LogConfig,
+    log_next: &crate::logging::LogConfig,
+) -> Vec<&'static str> {
+    let server = [
+        ("server.listen", now.listen != next.listen),
+        ("server.socket_mode", now.socket_mode != next.socket_mode),
+        ("server.socket_owner", now.socket_owner != next.socket_owner),
+        ("server.socket_group", now.socket_group != next.socket_group),
+        ("server.user", now.user != next.user),
+        ("server.group", now.group != next.group),
+        ("server.supplementary_groups", now.supplementary_groups != next.supplementary_groups),
+        ("server.allow_root", now.allow_root != next.allow_root),
+        ("server.max_connections", now.max_connections != next.max_connections),
+        ("server.idle_timeout", now.idle_timeout != next.idle_timeout),
+        ("server.request_timeout", now.request_timeout != next.request_timeout),
+        ("server.shutdown_grace", now.shutdown_grace != next.shutdown_grace),
+        ("server.metrics_listen", now.metrics_listen != next.metrics_listen),
+        ("log.destination", log_now.destination != log_next.destination),
+        ("log.level", log_now.level != log_next.level),
+        ("log.facility", log_now.facility != log_next.facility),
+    ];
+    server.into_iter().filter(|(_, changed)| *changed).map(|(key, _)| key).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn restart_only_keys_are_named() {
+        let now = crate::config::ServerConfig::default();
+        let mut next = now.clone();
+        next.metrics_listen = "127.0.0.1:9100".into();
+        next.max_connections += 1;
+        let log = crate::logging::LogConfig::default();
+        let mut log_next = log.clone();
+        log_next.level = crate::logging::LogLevel::Debug;
+        assert_eq!(
+            restart_only_changes(&now, &next, &log, &log_next),
+            ["server.max_connections", "server.metrics_listen", "log.level"]
+        );
+        assert!(restart_only_changes(&now, &now, &log, &log).is_empty());
+    }
 
     fn args(a: &[&str]) -> Vec<String> {
         a.iter().map(|s| s.to_string()).collect()

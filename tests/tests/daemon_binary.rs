@@ -146,9 +146,25 @@ async fn sighup_reload_good_and_broken_files() {
     )
     .unwrap();
     daemon.signal(Sig::SIGHUP);
-    daemon.wait_for_log("take effect only after a restart", T).await;
+    let line = daemon.wait_for_log("take effect only after a restart", T).await;
+    assert!(line.contains(": server.listen") && line.contains(" changed; "), "{line}");
     assert_eq!(ask(&mut client).await.unwrap(), "DUNNO");
     assert!(s.socket().exists(), "still listening on the original socket");
+
+    // Every such key is named, not only the socket's (a new metrics endpoint, say).
+    std::fs::write(
+        s.config_path(),
+        format!(
+            "[server]\nlisten = [\"unix:{}\"]\nmetrics_listen = \"127.0.0.1:1\"\nmax_connections = 7\n{}{}",
+            s.socket().display(),
+            root_ok(),
+            s.greyd_sections()
+        ),
+    )
+    .unwrap();
+    daemon.signal(Sig::SIGHUP);
+    let line = daemon.wait_for_log("server.max_connections, server.metrics_listen", T).await;
+    assert!(line.starts_with("warning: ") && line.contains("they take effect only after a restart"), "{line}");
 }
 
 #[tokio::test]
