@@ -51,6 +51,10 @@ impl Daemon for Service {
     const DEFAULT_CONFIG: &'static str = DEFAULT_CONFIG;
     const DEFAULT_LISTEN: &'static str = DEFAULT_LISTEN;
     type Config = Config;
+    const COMMANDS: &'static str = "  pw [-s SCHEME] [-r ROUNDS] [-p PASSWORD] [-l]   print a stored password (doveadm pw)\n\
+                                    \x20 pw -t STORED [-p PASSWORD]                     check a password against a stored one\n\
+                                    \x20 test [-a ADDR] [-m PLAIN|LOGIN] USER [PASSWORD]  authenticate through the running daemon\n";
+    const STDIO: bool = false;
 
     async fn build(config: Arc<Config>) -> Result<Self, BuildError> {
         Service::build(config).await

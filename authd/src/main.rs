@@ -8,6 +8,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let args = shared::daemon::command_first(&args, &["pw", "test"]);
     if let Some(code) = authd::commands::dispatch(&args) {
         return code;
     }

@@ -48,6 +48,9 @@ impl Daemon for Service {
     const DEFAULT_CONFIG: &'static str = "/etc/postward/greyd.toml";
     const DEFAULT_LISTEN: &'static str = "unix:/var/spool/postfix/private/postward-greyd";
     type Config = Config;
+    const COMMANDS: &'static str = "  stats [--json]       counts, pass and wait shares, clients and senders that never retried\n\
+                                    \x20 dump                 every greylist row, one JSON object per line\n\
+                                    \x20 check QUERY          which whitelist entry matches an address, name, name[addr] or email\n";
 
     async fn build(config: Arc<Config>) -> Result<Self, BuildError> {
         Service::build(config).await

@@ -8,6 +8,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let args = shared::daemon::command_first(&args, &["stats", "dump", "check"]);
     if let Some(code) = greyd::commands::dispatch(&args) {
         return code;
     }

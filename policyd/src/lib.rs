@@ -181,6 +181,8 @@ impl Daemon for Service {
     const DEFAULT_CONFIG: &'static str = "/etc/postward/policyd.toml";
     const DEFAULT_LISTEN: &'static str = "unix:/var/spool/postfix/private/postward-policyd";
     type Config = Config;
+    const COMMANDS: &'static str = "  check --ip ADDR [--helo NAME] [--sender ADDR] [--client-name NAME] [--reverse-client-name NAME]\n\
+                                    \x20                      one message through the checks: each DNS list query and SPF step, and the answer\n";
 
     async fn build(config: Arc<Config>) -> Result<Self, BuildError> {
         Service::new(config)

@@ -34,6 +34,11 @@ pub trait Daemon: Send + Sync + Sized + 'static {
     /// Listening address when the configuration names none.
     const DEFAULT_LISTEN: &'static str;
     type Config: CommonConfig;
+    /// The daemon's commands for `--help`, one `  name ARGS   what it does` line each; empty
+    /// when it has none.
+    const COMMANDS: &'static str = "";
+    /// Whether the daemon can serve one conversation on stdin/stdout (`--stdio`, spawn(8)).
+    const STDIO: bool = true;
 
     /// Builds the service. Called at start and again for every reload.
     fn build(config: Arc<Self::Config>) -> impl Future<Output = Result<Self, BuildError>> + Send;
@@ -137,19 +142,65 @@ impl Cli {
 }
 
 fn usage<D: Daemon>() -> String {
+    let (stdio_usage, stdio_help) = if D::STDIO {
+        (
+            " [--stdio]",
+            concat!(
+                "--stdio              serve one policy conversation on stdin/stdout (Postfix spawn(8));\n",
+                "                     automatic when stdin is a socket and no --listen is given\n",
+            ),
+        )
+    } else {
+        ("", "")
+    };
+    let commands = if D::COMMANDS.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "\nCommands (the options above may come before or after the command; each takes --help):\n{}",
+            D::COMMANDS
+        )
+    };
     format!(
-        "usage: {name} [--config PATH] [--listen ADDR]... [--stdio] [--check-config] [--version]\n\n\
+        "usage: {name} [--config PATH] [--listen ADDR]...{stdio_usage} [--check-config] [--version]\n\
+         \x20      {name} [--config PATH] COMMAND [ARGS]\n\n\
          -c, --config PATH    configuration file (default {cfg} if it exists, else built-in defaults)\n\
          -l, --listen ADDR    listen on ADDR instead of server.listen (unix:/path, inet:host:port, systemd)\n\
-         --stdio              serve one policy conversation on stdin/stdout (Postfix spawn(8));\n\
-                              automatic when stdin is a socket and no --listen is given\n\
+         {stdio_help}\
          -t, --check-config   check the configuration and exit (0 = valid)\n\
-         -V, --version        print the version and exit\n\n\
+         -V, --version        print the version and exit\n\
+         {commands}\n\
          Default socket: {listen}. See {name}(8).",
         name = D::NAME,
         cfg = D::DEFAULT_CONFIG,
         listen = D::DEFAULT_LISTEN
     )
+}
+
+/// `args` with the first of `commands` moved to the front, so `-c FILE stats` works as
+/// `stats -c FILE` does: global options may come before or after a command. The values of
+/// `-c`/`--config` and `-l`/`--listen` are skipped, so a file named like a command is not
+/// taken for one. Unchanged when no command is named.
+pub fn command_first(args: &[String], commands: &[&str]) -> Vec<String> {
+    let mut i = 0;
+    while i < args.len() {
+        let arg = args[i].as_str();
+        if commands.contains(&arg) {
+            let mut out = Vec::with_capacity(args.len());
+            out.push(args[i].clone());
+            out.extend(args[..i].iter().cloned());
+            out.extend(args[i + 1..].iter().cloned());
+            return out;
+        }
+        if matches!(arg, "-c" | "--config" | "-l" | "--listen") {
+            i += 1;
+        } else if !arg.starts_with('-') {
+            // Not an option and not a command: the daemon's parser will say so.
+            break;
+        }
+        i += 1;
+    }
+    args.to_vec()
 }
 
 /// Where the configuration came from.
@@ -487,6 +538,16 @@ mod tests {
 
     fn args(a: &[&str]) -> Vec<String> {
         a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn commands_move_before_global_options() {
+        let cmds = ["stats", "dump"];
+        assert_eq!(command_first(&args(&["-c", "/g.toml", "dump"]), &cmds), args(&["dump", "-c", "/g.toml"]));
+        assert_eq!(command_first(&args(&["--config", "stats", "dump"]), &cmds), args(&["dump", "--config", "stats"]));
+        assert_eq!(command_first(&args(&["stats", "--json"]), &cmds), args(&["stats", "--json"]));
+        assert_eq!(command_first(&args(&["-c", "/g.toml", "-t"]), &cmds), args(&["-c", "/g.toml", "-t"]));
+        assert_eq!(command_first(&args(&["bogus", "stats"]), &cmds), args(&["bogus", "stats"]));
     }
 
     #[test]

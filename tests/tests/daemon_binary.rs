@@ -423,3 +423,34 @@ async fn lines_carry_their_priority_when_stderr_is_the_journal() {
         }
     }
 }
+
+/// `--help` lists the daemon's own commands (and authd's leaves out `--stdio`, which it
+/// refuses); a global option before a command works as it does after it.
+#[test]
+fn help_lists_each_daemons_commands_and_options_go_either_side() {
+    let help = |bin: &str| {
+        let out = std::process::Command::new(bin_path(bin)).arg("--help").output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{bin}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    for (bin, commands, stdio) in [
+        ("postward-greyd", &["stats", "dump", "check"][..], true),
+        ("postward-policyd", &["check"][..], true),
+        ("postward-authd", &["pw", "test"][..], false),
+    ] {
+        let text = help(bin);
+        for c in commands {
+            assert!(text.contains(&format!("\n  {c} ")), "{bin} --help lacks {c}:\n{text}");
+        }
+        assert_eq!(text.contains("--stdio"), stdio, "{bin}:\n{text}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("greyd.toml");
+    std::fs::write(&config, "[whitelist]\nbuiltin_clients = false\n").unwrap();
+    let config = config.to_str().unwrap();
+    let run = |args: &[&str]| std::process::Command::new(bin_path(BIN)).args(args).output().unwrap();
+    let after = run(&["check", "-c", config, "192.0.2.1"]);
+    let before = run(&["-c", config, "check", "192.0.2.1"]);
+    assert_eq!(after.status.code(), Some(1), "{after:?}");
+    assert_eq!((before.status.code(), &before.stdout), (after.status.code(), &after.stdout), "{before:?}");
+}

@@ -43,6 +43,10 @@ pub(super) fn run(args: &[String]) -> Result<ExitCode, String> {
             "-r" => rounds = Some(value("a number")?.parse::<u32>().map_err(|_| "-r needs a number".to_owned())?),
             "-p" => password = Some(value("a password")?),
             "-t" => check = Some(value("a stored password ({SCHEME}hash)")?),
+            // The global option, accepted before or after `pw`: pw needs no configuration.
+            "-c" | "--config" => {
+                value("a file path")?;
+            }
             "-l" => {
                 let mut names: Vec<&str> = Scheme::ALL.iter().map(|s| s.name()).collect();
                 names.push(YESCRYPT);
