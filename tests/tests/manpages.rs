@@ -71,10 +71,18 @@ fn daemon_pages_name_every_option_and_command() {
         let commands: &[&str] = match daemon {
             "greyd" => &["stats", "dump", "check"],
             "authd" => &["pw", "test"],
+            "policyd" => &["check"],
             _ => &[],
         };
         for command in commands {
             assert!(page.contains(&format!(".B {bin} {command}")), "{bin}.8 does not show the {command} command");
+            assert!(help.contains(&format!("\n  {command} ")), "{bin} --help does not list {command}");
+        }
+        // Every page says what its exit statuses mean, the commands' included.
+        let exit = page.split(".SH \"EXIT STATUS\"").nth(1).unwrap_or_else(|| panic!("{bin}.8 has no EXIT STATUS"));
+        let exit = exit.split("\n.SH ").next().unwrap_or_default();
+        for word in ["64", "78"].iter().chain(commands) {
+            assert!(exit.contains(word), "{bin}.8's EXIT STATUS does not mention {word}");
         }
     }
 }
