@@ -56,6 +56,10 @@ impl Daemon for Service {
                                     \x20 test [-a ADDR] [-m PLAIN|LOGIN] USER [PASSWORD]  authenticate through the running daemon\n";
     const STDIO: bool = false;
 
+    fn check(config: &Config) -> Result<(), String> {
+        Service::check(config)
+    }
+
     async fn build(config: Arc<Config>) -> Result<Self, BuildError> {
         Service::build(config).await
     }

@@ -86,40 +86,77 @@ pub struct Service {
     connections: AtomicU64,
 }
 
+/// The user-name rules of `[auth]`.
+fn names(config: &Config) -> UsernamePolicy {
+    let auth = &config.auth;
+    UsernamePolicy {
+        lowercase: auth.lowercase_usernames,
+        default_domain: Some(auth.default_domain.clone()).filter(|d| !d.is_empty()),
+        extra_chars: auth.username_chars.clone(),
+        max_length: auth.max_username_length,
+    }
+}
+
+fn sql_settings(config: &Config) -> SqlSettings {
+    let p = &config.passdb;
+    SqlSettings {
+        url: p.url.clone(),
+        query: p.query.clone(),
+        default_scheme: config.default_scheme(),
+        timeout: p.timeout.get(),
+        max_connections: p.max_connections,
+    }
+}
+
+fn shadow_settings(config: &Config) -> ShadowSettings {
+    let p = &config.passdb;
+    ShadowSettings {
+        shadow: p.shadow_file.clone(),
+        passwd: p.passwd_file.clone(),
+        group: p.group_file.clone(),
+        min_uid: p.min_uid,
+        required_group: Some(p.required_group.clone()).filter(|g| !g.is_empty()),
+    }
+}
+
 impl Service {
     /// Builds the service from a checked configuration: opens the store, sizes the pools.
     ///
     /// # Errors
     /// The store cannot be opened (unreadable passwd-file, bad database URL, …).
+    /// `--check-config`: opens the passwd-file or shadow files as start-up does, checks an
+    /// SQL store's URL and query placeholders without connecting, and a PAM stack's file.
+    ///
+    /// # Errors
+    /// What start-up would stop on.
+    pub fn check(config: &Config) -> Result<(), String> {
+        let p = &config.passdb;
+        let names = names(config);
+        match p.driver {
+            Driver::PasswdFile => PasswdFile::open(&p.path, config.default_scheme(), names).map(|_| ()),
+            Driver::Sql => SqlDb::check(&sql_settings(config)),
+            Driver::Shadow => Shadow::open(shadow_settings(config)).map(|_| ()),
+            Driver::Pam => {
+                let stack = std::path::Path::new("/etc/pam.d").join(&p.pam_service);
+                return if stack.is_file() {
+                    Ok(())
+                } else {
+                    Err(format!("passdb.pam_service: no PAM stack {}", stack.display()))
+                };
+            }
+        }
+        .map_err(|e| e.to_string())
+    }
+
     pub async fn build(config: Arc<Config>) -> Result<Service, BuildError> {
         let auth = &config.auth;
-        let names = UsernamePolicy {
-            lowercase: auth.lowercase_usernames,
-            default_domain: Some(auth.default_domain.clone()).filter(|d| !d.is_empty()),
-            extra_chars: auth.username_chars.clone(),
-            max_length: auth.max_username_length,
-        };
+        let names = names(&config);
         let default_scheme = config.default_scheme();
         let p = &config.passdb;
         let passdb = match p.driver {
             Driver::PasswdFile => PassDb::File(PasswdFile::open(&p.path, default_scheme, names.clone())?),
-            Driver::Sql => PassDb::Sql(SqlDb::open(
-                &SqlSettings {
-                    url: p.url.clone(),
-                    query: p.query.clone(),
-                    default_scheme,
-                    timeout: p.timeout.get(),
-                    max_connections: p.max_connections,
-                },
-                names.clone(),
-            )?),
-            Driver::Shadow => PassDb::Shadow(Shadow::open(ShadowSettings {
-                shadow: p.shadow_file.clone(),
-                passwd: p.passwd_file.clone(),
-                group: p.group_file.clone(),
-                min_uid: p.min_uid,
-                required_group: Some(p.required_group.clone()).filter(|g| !g.is_empty()),
-            })?),
+            Driver::Sql => PassDb::Sql(SqlDb::open(&sql_settings(&config), names.clone())?),
+            Driver::Shadow => PassDb::Shadow(Shadow::open(shadow_settings(&config))?),
             Driver::Pam => PassDb::Pam(Pam::new(PamSettings {
                 service: p.pam_service.clone(),
                 workers: p.pam_workers,

@@ -45,6 +45,14 @@ impl PolicyService for Service {
 
 impl Daemon for Service {
     const NAME: &'static str = "postward-greyd";
+
+    /// The whitelist files load (start-up stops on a missing or malformed one).
+    fn check(config: &Config) -> Result<(), String> {
+        let wl = &config.whitelist;
+        crate::whitelist::Whitelists::load(&wl.clients, &wl.recipients, &wl.senders, wl.builtins())
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
     const DEFAULT_CONFIG: &'static str = "/etc/postward/greyd.toml";
     const DEFAULT_LISTEN: &'static str = "unix:/var/spool/postfix/private/postward-greyd";
     type Config = Config;

@@ -40,6 +40,14 @@ pub trait Daemon: Send + Sync + Sized + 'static {
     /// Whether the daemon can serve one conversation on stdin/stdout (`--stdio`, spawn(8)).
     const STDIO: bool = true;
 
+    /// `--check-config`: what start-up would find wrong beyond the file's own syntax and
+    /// values (files the configuration names, queries), without binding sockets, dropping
+    /// privileges, opening databases or creating files. Nothing by default.
+    fn check(config: &Self::Config) -> Result<(), String> {
+        let _ = config;
+        Ok(())
+    }
+
     /// Builds the service. Called at start and again for every reload.
     fn build(config: Arc<Self::Config>) -> impl Future<Output = Result<Self, BuildError>> + Send;
 
@@ -177,6 +185,33 @@ fn usage<D: Daemon>() -> String {
     )
 }
 
+/// What start-up checks beyond the file: the accounts and groups `[server]` names, then the
+/// daemon's own [`Daemon::check`].
+fn check_startup<D: Daemon>(config: &D::Config) -> Result<(), String> {
+    let server = config.server();
+    if let Some(user) = &server.user {
+        crate::privdrop::lookup_user(user).map_err(|e| format!("server.user: {e}"))?;
+    }
+    for (key, group) in [("server.group", &server.group), ("server.socket_group", &server.socket_group)] {
+        if let Some(group) = group {
+            crate::privdrop::lookup_group(group).map_err(|e| format!("{key}: {e}"))?;
+        }
+    }
+    if let Some(owner) = &server.socket_owner {
+        crate::privdrop::lookup_user(owner).map_err(|e| format!("server.socket_owner: {e}"))?;
+    }
+    for group in server.supplementary_groups.iter().flatten() {
+        crate::privdrop::lookup_group(group).map_err(|e| format!("server.supplementary_groups: {e}"))?;
+    }
+    // Inside a runtime: opening a store may start its file watcher (never run here).
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let _inside = runtime.enter();
+    D::check(config)
+}
+
 /// `args` with the first of `commands` moved to the front, so `-c FILE stats` works as
 /// `stats -c FILE` does: global options may come before or after a command. The values of
 /// `-c`/`--config` and `-l`/`--listen` are skipped, so a file named like a command is not
@@ -277,6 +312,10 @@ pub fn main<D: Daemon>(args: impl IntoIterator<Item = String>) -> ExitCode {
         }
     };
     if cli.check_config {
+        if let Err(e) = check_startup::<D>(&config) {
+            eprintln!("{}: invalid configuration: {e}", D::NAME);
+            return ExitCode::from(78);
+        }
         match &source {
             Source::File(p) => println!("{}: configuration {} is valid", D::NAME, p.display()),
             Source::Defaults => println!("{}: no configuration file; the built-in defaults are valid", D::NAME),

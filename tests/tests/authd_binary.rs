@@ -182,3 +182,45 @@ async fn check_config_names_the_bad_key() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("auth.mechanisms[1]") && err.contains("shadow"), "{err}");
 }
+
+/// `--check-config` checks what start-up checks (so `ExecStartPre=… --check-config` catches
+/// it): a missing or malformed passwd-file, an unknown SQL placeholder, a user, group or PAM
+/// stack that does not exist. A good configuration passes, and nothing is bound or created.
+#[test]
+fn check_config_finds_what_start_up_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("passwd");
+    std::fs::write(&good, "alice@example.com:{PLAIN}secret-one::::::\n").unwrap();
+    let bad = dir.path().join("bad-passwd");
+    std::fs::write(&bad, "alice@example.com:{NOSUCH}x::::::\n").unwrap();
+    let check = |name: &str, text: &str| {
+        let cfg = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&cfg, text).unwrap();
+        let out = std::process::Command::new(bin_path(BIN))
+            .args(["--check-config", "--config", cfg.to_str().unwrap()])
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let file = |path: &std::path::Path| format!("[passdb]\npath = \"{}\"\n", path.display());
+    let (code, err) = check("good", &file(&good));
+    assert_eq!(code, Some(0), "{err}");
+    for (name, text, want) in [
+        ("missing", file(&dir.path().join("nope")), "nope"),
+        ("malformed", file(&bad), "NOSUCH"),
+        (
+            "placeholder",
+            "[passdb]\ndriver = \"sql\"\nurl = \"sqlite::memory:\"\nquery = \"SELECT password FROM u WHERE name = :usr\"\n"
+                .to_owned(),
+            "unknown placeholder :usr",
+        ),
+        ("user", format!("[server]\nuser = \"no-such-user-pw\"\n{}", file(&good)), "server.user"),
+        ("group", format!("[server]\nsocket_group = \"no-such-group-pw\"\n{}", file(&good)), "server.socket_group"),
+        ("pam", "[passdb]\ndriver = \"pam\"\npam_service = \"no-such-stack-pw\"\n".to_owned(), "no-such-stack-pw"),
+    ] {
+        let (code, err) = check(name, &text);
+        assert_eq!(code, Some(78), "{name}: {err}");
+        assert!(err.contains(want), "{name}: {err}");
+    }
+    assert!(!dir.path().join("authd.sock").exists());
+}

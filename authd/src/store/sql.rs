@@ -67,20 +67,42 @@ pub struct SqlDb {
     names: UsernamePolicy,
 }
 
+/// What `open` derives from the settings before it makes the pool.
+struct Prepared {
+    display: String,
+    redactor: shared::dburl::Redactor,
+    sql: String,
+    params: Vec<Param>,
+    options: AnyConnectOptions,
+}
+
+fn prepare(settings: &SqlSettings) -> Result<Prepared, StoreError> {
+    sqlx::any::install_default_drivers();
+    let (display, password) = shared::dburl::split_password(&settings.url);
+    let redactor = shared::dburl::Redactor::new(password.as_deref());
+    let dollar = settings.url.starts_with("postgres");
+    let (sql, params) = compile(&settings.query, dollar).map_err(StoreError::Config)?;
+    let options = AnyConnectOptions::from_str(&settings.url)
+        .map_err(|e| StoreError::Config(format!("passdb.url \"{display}\": {}", redactor.redact(&e.to_string()))))?;
+    Ok(Prepared { display, redactor, sql, params, options })
+}
+
 impl SqlDb {
+    /// `--check-config`: the URL and the query's placeholders, without a pool or a
+    /// connection.
+    ///
+    /// # Errors
+    /// As [`SqlDb::open`].
+    pub fn check(settings: &SqlSettings) -> Result<(), StoreError> {
+        prepare(settings).map(|_| ())
+    }
+
     /// Checks the URL and the query and creates the (lazy) pool.
     ///
     /// # Errors
     /// A URL sqlx does not accept, or a query with an unknown placeholder.
     pub fn open(settings: &SqlSettings, names: UsernamePolicy) -> Result<SqlDb, StoreError> {
-        sqlx::any::install_default_drivers();
-        let (display, password) = shared::dburl::split_password(&settings.url);
-        let redactor = shared::dburl::Redactor::new(password.as_deref());
-        let dollar = settings.url.starts_with("postgres");
-        let (sql, params) = compile(&settings.query, dollar).map_err(StoreError::Config)?;
-        let options = AnyConnectOptions::from_str(&settings.url).map_err(|e| {
-            StoreError::Config(format!("passdb.url \"{display}\": {}", redactor.redact(&e.to_string())))
-        })?;
+        let Prepared { display, redactor, sql, params, options } = prepare(settings)?;
         let pool = AnyPoolOptions::new()
             .max_connections(settings.max_connections.max(1))
             .acquire_timeout(settings.timeout)
