@@ -223,7 +223,11 @@ fn evaluation(out: &mut String, e: &Evaluation) {
         "{}: {} for {}{}",
         e.identity,
         e.outcome,
-        if e.sender.is_empty() { &e.domain } else { &e.sender },
+        match (e.sender.is_empty(), e.domain.is_empty()) {
+            (false, _) => e.sender.as_str(),
+            (true, false) => e.domain.as_str(),
+            (true, true) => "(nothing)",
+        },
         if why.is_empty() { String::new() } else { format!(" ({why})") }
     );
     for line in &e.trace {

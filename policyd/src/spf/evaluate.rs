@@ -229,8 +229,7 @@ impl Evaluator {
         };
         let matched_all = matches!(&result.cause, Some(SpfResultCause::Match(Mechanism::All)));
         let no_mail = outcome == Outcome::Fail && matched_all && self.detect_no_mail && self.no_mail(&domain).await;
-        let trace =
-            result.trace.map(|t| t.events.iter().map(|e| format!("{:?}", e.tracepoint)).collect()).unwrap_or_default();
+        let trace = result.trace.map(|t| readable(&t.events)).unwrap_or_default();
         let eval = Evaluation {
             identity,
             domain,
@@ -318,4 +317,23 @@ fn lowercase(value: impl std::fmt::Display) -> String {
     let mut s = value.to_string();
     s.make_ascii_lowercase();
     s
+}
+
+/// viaspf's trace as the `check` command prints it: one line per step in viaspf's own words
+/// (each DNS lookup, record, mechanism and result), nested queries (include, redirect)
+/// indented under the query that made them, as `spfquery -v` shows them.
+fn readable(events: &[viaspf::trace::TraceEvent]) -> Vec<String> {
+    use viaspf::trace::Tracepoint;
+    let mut depth = 0usize;
+    let mut out = Vec::with_capacity(events.len());
+    for event in events {
+        if matches!(event.tracepoint, Tracepoint::QueryResult(_)) {
+            depth = depth.saturating_sub(1);
+        }
+        out.push(format!("{}{}", "  ".repeat(depth), event.tracepoint));
+        if matches!(event.tracepoint, Tracepoint::ExecuteQuery(_)) {
+            depth += 1;
+        }
+    }
+    out
 }
