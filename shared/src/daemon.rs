@@ -337,8 +337,13 @@ pub fn main<D: Daemon>(args: impl IntoIterator<Item = String>) -> ExitCode {
     match started {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e}");
-            eprintln!("{}: fatal: {e}", D::NAME);
+            // Once: logged to stderr already unless the log goes to syslog.
+            if log.destination == crate::logging::LogDestination::Stderr {
+                tracing::error!("{e}");
+            } else {
+                tracing::error!("{e}");
+                eprintln!("{}: fatal: {e}", D::NAME);
+            }
             ExitCode::from(1)
         }
     }

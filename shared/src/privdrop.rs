@@ -16,7 +16,7 @@ pub enum PrivError {
     #[error("unknown group {0:?}")]
     UnknownGroup(String),
     #[error(
-        "refusing to run as root: set server.user (e.g. \"postward\"), or server.allow_root = true if you really must"
+        "refusing to run as root: set server.user to the daemon's own account (the packages make postward-greyd, postward-policyd and postward-authd), or server.allow_root = true if you really must"
     )]
     RefuseRoot,
     #[error("cannot switch to user {user:?}: not running as root")]

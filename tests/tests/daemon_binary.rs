@@ -278,7 +278,9 @@ async fn root_is_refused_unless_allowed_and_privileges_are_dropped() {
     .unwrap();
     let mut d = DaemonProcess::start(BIN, &["--config", s.config_path().to_str().unwrap()]);
     assert_eq!(d.wait(T).await.expect("exits").code(), Some(1));
-    assert!(d.log().join("\n").contains("refusing to run as root"), "{:?}", d.log());
+    let refusals = d.log().iter().filter(|l| l.contains("refusing to run as root")).count();
+    assert_eq!(refusals, 1, "said once: {:?}", d.log());
+    assert!(d.log().iter().any(|l| l.contains("postward-greyd")), "names the account to use: {:?}", d.log());
 
     // user = nobody: the socket is bound as root with the configured mode, then the process
     // runs as nobody.
