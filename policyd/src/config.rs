@@ -186,10 +186,15 @@ impl DnsblConfig {
         if timeout.is_zero() {
             return fail("timeout", "must be more than 0s");
         }
-        if (timeout + spf_limit).as_secs() >= 100 {
+        // A spf.time_limit that is too long alone is spf.time_limit's error, said there.
+        if spf_limit.as_secs() < 100 && (timeout + spf_limit).as_secs() >= 100 {
             return fail(
                 "timeout",
-                "with spf.time_limit it must stay below Postfix's smtpd_policy_service_timeout (100s)",
+                &format!(
+                    "{}s plus spf.time_limit ({}s) must stay below Postfix's smtpd_policy_service_timeout (100s)",
+                    timeout.as_secs(),
+                    spf_limit.as_secs()
+                ),
             );
         }
         if self.min_ttl.get() > self.max_ttl.get() {
@@ -382,5 +387,25 @@ impl CommonConfig for Config {
             );
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::config::CommonConfig;
+    use shared::duration::ConfigDuration;
+
+    /// A time limit that is too long is blamed on the key that holds it.
+    #[test]
+    fn the_time_limits_are_blamed_on_their_own_keys() {
+        let mut c = Config::default();
+        c.spf.time_limit = ConfigDuration::secs(120);
+        assert_eq!(c.validate().unwrap_err().0, "spf.time_limit");
+        c.spf.time_limit = ConfigDuration::secs(60);
+        c.dnsbl.timeout = ConfigDuration::secs(50);
+        let (key, message) = c.validate().unwrap_err();
+        assert_eq!(key, "dnsbl.timeout");
+        assert!(message.contains("50s plus spf.time_limit (60s)"), "{message}");
     }
 }

@@ -63,8 +63,41 @@ pub fn parse<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T, ConfigEr
             Some(span) => locate(text, span.start),
             None => (None, None),
         };
-        ConfigError { path: path.to_owned(), line, key, message: e.message().trim().to_owned() }
+        ConfigError { path: path.to_owned(), line, key, message: plain_words(e.message().trim()) }
     })
+}
+
+/// serde's messages in the admin's words: `invalid type: string "x", expected i32` is
+/// `expected a whole number, not the text "x"`; no Rust type names.
+fn plain_words(message: &str) -> String {
+    const TYPES: &[(&str, &str)] = &[
+        ("expected usize", "expected a whole number of 0 or more"),
+        ("expected u64", "expected a whole number of 0 or more"),
+        ("expected u32", "expected a whole number of 0 or more"),
+        ("expected u16", "expected a whole number from 0 to 65535"),
+        ("expected u8", "expected a whole number from 0 to 255"),
+        ("expected i64", "expected a whole number"),
+        ("expected i32", "expected a whole number"),
+        ("expected f64", "expected a number"),
+        ("expected a boolean", "expected true or false"),
+        ("expected a sequence", "expected a list in [ ]"),
+    ];
+    let mut out = message.to_owned();
+    for (rust, words) in TYPES {
+        out = out.replace(rust, words);
+    }
+    // `invalid type: string "x", expected …` → `expected …, not the text "x"`.
+    if let Some(rest) = out.strip_prefix("invalid type: ").or_else(|| out.strip_prefix("invalid value: "))
+        && let Some((got, want)) = rest.split_once(", expected ")
+    {
+        let got = got
+            .replacen("string ", "the text ", 1)
+            .replacen("integer ", "the number ", 1)
+            .replacen("boolean ", "", 1)
+            .replace('`', "");
+        out = format!("expected {want}, not {got}");
+    }
+    out
 }
 
 /// An error found after parsing (a cross-field check), located by searching for its key.
@@ -101,6 +134,12 @@ fn locate(text: &str, offset: usize) -> (Option<usize>, Option<String>) {
 
 /// Finds the line that sets dotted `key` (`section.name`), for errors found after parsing.
 fn find_key_line(text: &str, key: &str) -> Option<usize> {
+    // `dnsbl.sites[1]`: the key `sites`, then its second element (an array of strings may
+    // span lines, one entry per line).
+    let (key, index) = match key.strip_suffix(']').and_then(|k| k.rsplit_once('[')) {
+        Some((k, n)) => (k, n.parse::<usize>().ok()),
+        None => (key, None),
+    };
     let (section, name) = key.rsplit_once('.').unwrap_or(("", key));
     let mut current = String::new();
     for (i, line) in text.lines().enumerate() {
@@ -113,7 +152,37 @@ fn find_key_line(text: &str, key: &str) -> Option<usize> {
             && current == section
             && k.trim() == name
         {
-            return Some(i + 1);
+            return Some(match index {
+                Some(n) => nth_string_line(text, i, n).unwrap_or(i) + 1,
+                None => i + 1,
+            });
+        }
+    }
+    None
+}
+
+/// The 0-based line, from line `from` on, where the `n`th (0-based) quoted string starts.
+fn nth_string_line(text: &str, from: usize, n: usize) -> Option<usize> {
+    let mut seen = 0;
+    for (i, line) in text.lines().enumerate().skip(from) {
+        let value = if i == from { line.split_once('=').map_or("", |(_, v)| v) } else { line };
+        let mut in_string = false;
+        let mut escaped = false;
+        for c in value.chars() {
+            match c {
+                '\\' if in_string => escaped = !escaped,
+                '"' if !escaped => {
+                    if !in_string {
+                        if seen == n {
+                            return Some(i);
+                        }
+                        seen += 1;
+                    }
+                    in_string = !in_string;
+                }
+                '#' if !in_string => break,
+                _ => escaped = false,
+            }
         }
     }
     None
@@ -259,6 +328,23 @@ pub fn check<C: CommonConfig>(config: &C, text: Option<&str>, path: &Path) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Errors say what was wanted in words, name the key and its line, a list entry's own
+    /// line included.
+    #[test]
+    fn errors_in_the_admins_words_at_the_right_line() {
+        let path = Path::new("/etc/postward/x.toml");
+        let err = parse::<ServerConfig>("max_connections = -4\n", path).unwrap_err().to_string();
+        assert!(err.contains("expected a whole number of 0 or more, not the number -4"), "{err}");
+        assert!(!err.contains("usize"), "{err}");
+        let err = parse::<ServerConfig>("allow_root = \"yes\"\n", path).unwrap_err().to_string();
+        assert!(err.contains("expected true or false, not the text \"yes\""), "{err}");
+        let text = "[dnsbl]\nreject_threshold = 1\nsites = [\n  \"a.test\",  # first\n  \"b=zz\",\n]\n";
+        assert_eq!(find_key_line(text, "dnsbl.sites[1]"), Some(5));
+        assert_eq!(find_key_line(text, "dnsbl.sites[0]"), Some(4));
+        assert_eq!(find_key_line("[d]\nsites = [\"a\", \"b\"]\n", "d.sites[1]"), Some(2));
+        assert_eq!(find_key_line(text, "dnsbl.reject_threshold"), Some(2));
+    }
 
     #[derive(Debug, Default, Clone, Deserialize)]
     #[serde(deny_unknown_fields, default)]
