@@ -78,6 +78,10 @@ fn daemon_pages_name_every_option_and_command() {
             assert!(page.contains(&format!(".B {bin} {command}")), "{bin}.8 does not show the {command} command");
             assert!(help.contains(&format!("\n  {command} ")), "{bin} --help does not list {command}");
         }
+        // Every page shows the lines the daemon logs, with an example.
+        let logging = page.split(".SH LOGGING").nth(1).unwrap_or_else(|| panic!("{bin}.8 has no LOGGING section"));
+        let example = if daemon == "authd" { "authentication failed: user=" } else { "NOQUEUE: " };
+        assert!(logging.contains(".nf") && logging.contains(example), "{bin}.8's LOGGING has no example line");
         // Every page says what its exit statuses mean, the commands' included.
         let exit = page.split(".SH \"EXIT STATUS\"").nth(1).unwrap_or_else(|| panic!("{bin}.8 has no EXIT STATUS"));
         let exit = exit.split("\n.SH ").next().unwrap_or_default();
