@@ -25,7 +25,16 @@ pub fn config_page(daemon: &str, version: &str, toml: &str) -> String {
         let trimmed = line.trim();
         if let Some(text) = trimmed.strip_prefix('#') {
             let text = text.strip_prefix(' ').unwrap_or(text);
-            if !in_header && looks_like_setting(text) {
+            if !in_header && text.starts_with("[[") && text.ends_with("]]") {
+                // A commented-out array of tables (`# [[dnsbl.list]]`): a section of its own,
+                // the comment above it as its description.
+                out.push_str(&format!(".SH {}\n", escape(text)));
+                out.push_str(&paragraph(&comments));
+                comments.clear();
+            } else if let Some(inner) = text.strip_prefix("# ").filter(|_| !in_header) {
+                // `# # what the next key does`: a comment inside a commented-out example.
+                comments.push(inner.to_owned());
+            } else if !in_header && looks_like_setting(text) {
                 // A commented-out key: an optional setting with no default.
                 let (key, value) = text.split_once(" = ").unwrap_or((text, ""));
                 out.push_str(&format!(".TP\n\\fB{} = {}\\fR\n(not set by default)\n", escape(key), escape(value)));

@@ -39,6 +39,10 @@ fn config_pages_match_the_default_configuration_files() {
             let key = line.split(" = ").next().unwrap().replace('-', "\\-");
             assert!(want.contains(&format!("\\fB{key} = ")), "{daemon}: {key} missing from the page");
         }
+        // A commented-out array of tables is a section of its own, not entries of the last.
+        for table in toml.lines().filter_map(|l| l.strip_prefix("# [[")) {
+            assert!(want.contains(&format!(".SH [[{table}")), "{daemon}: [[{table} is not a section of its own");
+        }
     }
     assert!(
         stale.is_empty(),
