@@ -110,15 +110,45 @@ fn become_owner_of(file: &std::path::Path) -> Result<(), String> {
 fn check(config: &Config, query: &str) -> Result<ExitCode, String> {
     let wl = &config.whitelist;
     let lists = Whitelists::load(&wl.clients, &wl.recipients, &wl.senders, wl.builtins()).map_err(|e| e.to_string())?;
-    let matches = lists.check(query);
-    if matches.is_empty() {
+    let mut lines: Vec<String> = lists.check(query).iter().map(ToString::to_string).collect();
+    lines.extend(auto_whitelisted(config, query)?);
+    if lines.is_empty() {
         println!("{query}: no whitelist entry matches");
         return Ok(ExitCode::from(1));
     }
-    for m in matches {
-        println!("{query}: {m}");
+    for line in lines {
+        println!("{query}: {line}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// For an address (or `name[addr]`): whether the client auto-whitelist holds it, read from
+/// the store as `stats` reads it. `None` when it does not, or there is no store yet.
+fn auto_whitelisted(config: &Config, query: &str) -> Result<Option<String>, String> {
+    let threshold = config.greylist.auto_whitelist_clients;
+    let address = query.rsplit_once('[').map_or(query, |(_, a)| a.trim_end_matches(']'));
+    let Ok(ip) = address.parse::<std::net::IpAddr>() else { return Ok(None) };
+    if threshold <= 0 {
+        return Ok(None);
+    }
+    let url = config.store.effective_url();
+    if let Some(file) = crate::store::sqlite_file(&url).map_err(|e| e.to_string())? {
+        if !file.exists() {
+            return Ok(None);
+        }
+        become_owner_of(&file)?;
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let options = StoreOptions { max_connections: 1, ..StoreOptions::default() };
+        let store = Store::open(&url, &options).await.map_err(|e| e.to_string())?;
+        let passes = store.client_passes(&ip.to_canonical().to_string()).await.map_err(|e| e.to_string());
+        store.close().await;
+        let passes = passes?;
+        Ok((passes >= threshold).then(|| {
+            format!("auto-whitelisted client ({passes} passes; greylist.auto_whitelist_clients = {threshold})")
+        }))
+    })
 }
 
 async fn stats(store: &Store, json: bool) -> Result<ExitCode, String> {

@@ -34,7 +34,10 @@ async fn reports_as_root_never_create_or_take_the_database() {
     nix::unistd::chown(&state, Some(nix::unistd::Uid::from_raw(NOBODY)), None).unwrap();
     let db = state.join("greyd.sqlite");
     let files = TestFiles::new(dir.path(), "greyd");
-    let sections = format!("[greylist]\ndelay = \"1s\"\n[store]\nurl = \"sqlite://{}\"\n", db.display());
+    let sections = format!(
+        "[greylist]\ndelay = \"1s\"\nauto_whitelist_clients = 1\n[store]\nurl = \"sqlite://{}\"\n",
+        db.display()
+    );
     files.write("user = \"nobody\"\n", &sections);
     std::fs::set_permissions(&files.config, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
 
@@ -52,6 +55,18 @@ async fn reports_as_root_never_create_or_take_the_database() {
     let mut c = PolicyClient::connect_unix(&files.socket).await.unwrap();
     let req = rcpt_request("198.51.100.7", "mx.example.org", "a@example.org", "b@example.net", "g.1");
     assert!(c.request(&req).await.unwrap().starts_with("DEFER_IF_PERMIT"));
+    let check = |query: &str| {
+        Command::new(bin_path(BIN)).args(["check", "-c", files.config.to_str().unwrap(), query]).output().unwrap()
+    };
+    assert_eq!(check("198.51.100.7").status.code(), Some(1), "not auto-whitelisted before a pass");
+    // Its retry passes: with auto_whitelist_clients = 1 the client is auto-whitelisted, and
+    // `check` says so (it used to say "no whitelist entry matches").
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let req = rcpt_request("198.51.100.7", "mx.example.org", "a@example.org", "b@example.net", "g.1b");
+    assert_eq!(c.request(&req).await.unwrap(), "DUNNO");
+    let out = check("unknown[198.51.100.7]");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("auto-whitelisted client (1 passes"), "{out:?}");
     drop(c);
     daemon.signal(Sig::SIGTERM);
     drop(daemon);
