@@ -189,6 +189,13 @@ impl Default for RegexList {
     }
 }
 
+/// How deep groups and repetitions may nest in a `/regex/` entry. The regex crate's own
+/// limit (250) still lets a pattern like `a****…` (hundreds of stacked repetitions) recurse
+/// deep enough to overflow a 2 MiB thread stack (tokio's workers' size) while it is
+/// compiled or dropped: the fuzzer found one. Whitelist patterns are flat (postgrey's
+/// nest 2 or 3 deep), so 32 refuses only such constructions, with the entry's line.
+pub(super) const NEST_LIMIT: u32 = 32;
+
 impl RegexList {
     /// Compiles the patterns, each already checked on its own by `parse::regex` (so a bad one
     /// is reported with its file and line); what can still fail here is the combined size.
@@ -197,7 +204,7 @@ impl RegexList {
             return Ok(RegexList::default());
         }
         let (patterns, origins): (Vec<String>, Vec<Origin>) = entries.into_iter().unzip();
-        let set = RegexSetBuilder::new(&patterns).case_insensitive(true).build()?;
+        let set = RegexSetBuilder::new(&patterns).case_insensitive(true).nest_limit(NEST_LIMIT).build()?;
         Ok(RegexList { set, origins })
     }
 

@@ -178,7 +178,7 @@ fn regex_body(text: &str) -> Option<&str> {
 /// Perl syntax the shipped lists use (`\d`, `(?:…)`, `.*?`, anchors), but not look-around or
 /// back-references: such an entry is refused here rather than misread.
 fn regex(text: &str, pattern: &str) -> Result<String, EntryError> {
-    match RegexBuilder::new(pattern).case_insensitive(true).build() {
+    match RegexBuilder::new(pattern).case_insensitive(true).nest_limit(super::lookup::NEST_LIMIT).build() {
         Ok(_) => Ok(pattern.to_owned()),
         Err(err) => Err(EntryError::Regex { text: text.to_owned(), reason: regex_reason(&err) }),
     }
@@ -269,6 +269,16 @@ mod tests {
         let got: Vec<(usize, String)> = lines(text).unwrap().into_iter().map(|l| (l.number, l.text)).collect();
         let want = [(3, "example.org"), (4, "mx.example.net"), (5, "/^a")];
         assert_eq!(got, want.map(|(n, t)| (n, t.to_owned())));
+    }
+
+    /// Stacked repetitions deep enough to overflow a worker's stack are refused as an entry
+    /// error (found by the greyd_whitelist fuzz target); ordinary patterns still compile.
+    #[test]
+    fn deeply_nested_regexes_are_refused() {
+        let deep = format!("a{}", "*".repeat(300));
+        let err = regex(&format!("/{deep}/"), &deep).unwrap_err();
+        assert!(matches!(&err, EntryError::Regex { reason, .. } if reason.contains("nest")), "{err:?}");
+        assert!(regex("/^mx[0-9]*\\.(?:a|b)\\.example$/", "^mx[0-9]*\\.(?:a|b)\\.example$").is_ok());
     }
 
     #[test]
