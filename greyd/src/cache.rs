@@ -82,6 +82,21 @@ impl HotCache {
         }
     }
 
+    /// Forgets every triplet and client, as after a restart: an admin command changed the
+    /// store behind the cache's back (see `store/admin.rs`). The old maps are dropped after
+    /// the locks are released, so requests do not wait for a million frees.
+    pub fn clear(&self) {
+        let entries = self.entries.lock().ok().map(|mut c| {
+            let cap = c.cap();
+            std::mem::replace(&mut *c, LruCache::new(cap))
+        });
+        let clients = self.clients.lock().ok().map(|mut c| {
+            let cap = c.cap();
+            std::mem::replace(&mut *c, LruCache::new(cap))
+        });
+        drop((entries, clients));
+    }
+
     /// True the first time an `instance` (one message on one smtpd connection) is seen, so
     /// the X-Greylist header is added once per message, not once per recipient.
     pub fn first_header_for(&self, instance: &str) -> bool {
@@ -115,6 +130,22 @@ mod tests {
         assert_eq!(c.entry(&t("c")), Some(e(3)));
         assert!(!HotCache::refresh_due(&e(1000), 1000 + REFRESH - 1));
         assert!(HotCache::refresh_due(&e(1000), 1000 + REFRESH));
+    }
+
+    #[test]
+    fn clear_forgets_triplets_and_clients_but_keeps_the_size() {
+        let c = HotCache::new(8);
+        c.remember(&t("a"), e(1));
+        c.remember_client("192.0.2.1", 0);
+        assert!(c.first_header_for("inst1"));
+        c.clear();
+        assert_eq!(c.entry(&t("a")), None);
+        assert!(!c.client_whitelisted("192.0.2.1", 1));
+        assert!(!c.first_header_for("inst1"), "the header memory is no greylist state: kept");
+        for i in 0..8 {
+            c.remember(&t(&i.to_string()), e(i));
+        }
+        assert_eq!(c.entry(&t("0")), Some(e(0)), "still room for 8 entries");
     }
 
     #[test]

@@ -1,11 +1,20 @@
-//! `postward-greyd stats | dump | check`: the administrator's view of the greylist, like
-//! postgreyreport and sqlgrey-logstats, without a running daemon.
+//! `postward-greyd stats | dump | check | delete | whitelist`: the administrator's view of the
+//! greylist, like postgreyreport and sqlgrey-logstats, and the changes an admin makes by hand.
 //!
 //! - `stats [--json]`: counts, pass/defer shares, and the clients and senders that never retried
 //!   (likely spam sources, or legitimate senders that need a whitelist entry).
 //! - `dump`: every greylist row as one JSON object per line.
 //! - `check QUERY`: which whitelist entry, if any, matches an address, hostname, `name[addr]`
 //!   or email address.
+//! - `delete CLIENT SENDER RECIPIENT`, `delete --client ADDRESS`, `delete --sender ADDRESS`,
+//!   `delete --domain DOMAIN`: forget a triplet, a client, a sender, or a sender domain's
+//!   auto-whitelist entries, so the next attempt is greylisted afresh.
+//! - `whitelist ADDRESS`: put a client in the auto-whitelist now, as if it had passed
+//!   `greylist.auto_whitelist_clients` times.
+//!
+//! Keys are built with the daemon's own normalization (client network, folded sender, privacy
+//! hashing), so an admin types addresses as they appear in the mail log. The changes reach
+//! running daemons on every host sharing the store within a few seconds (`store/admin.rs`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,13 +23,17 @@ use shared::daemon::Daemon;
 
 use crate::config::Config;
 use crate::service::Service;
-use crate::store::{Store, StoreOptions};
+use crate::store::{Deleted, Removal, Store, StoreOptions, Triplet as Key};
+use crate::triplet::Normalizer;
 use crate::whitelist::Whitelists;
+
+/// Every command's name, for `dispatch` and `command_first`.
+pub const COMMANDS: [&str; 5] = ["stats", "dump", "check", "delete", "whitelist"];
 
 /// The subcommands, or `None` when `args` does not start with one.
 pub fn dispatch(args: &[String]) -> Option<ExitCode> {
     let (cmd, rest) = args.split_first()?;
-    if !matches!(cmd.as_str(), "stats" | "dump" | "check") {
+    if !COMMANDS.contains(&cmd.as_str()) {
         return None;
     }
     Some(match run(cmd, rest) {
@@ -35,35 +48,88 @@ pub fn dispatch(args: &[String]) -> Option<ExitCode> {
 struct Options {
     config: Option<PathBuf>,
     json: bool,
-    query: Option<String>,
+    /// `delete --client | --sender | --domain`.
+    by: Option<By>,
+    args: Vec<String>,
+}
+
+/// What `delete` removes besides a whole triplet.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum By {
+    Client,
+    Sender,
+    Domain,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
-    let mut o = Options { config: None, json: false, query: None };
+    let mut o = Options { config: None, json: false, by: None, args: Vec::new() };
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        match a.as_str() {
-            "-c" | "--config" => o.config = Some(PathBuf::from(it.next().ok_or("--config needs a file path")?)),
-            "--json" => o.json = true,
-            s if s.starts_with('-') => return Err(format!("unknown option {s:?}")),
-            s if o.query.is_none() => o.query = Some(s.to_owned()),
-            s => return Err(format!("unexpected argument {s:?}")),
+        let by = match a.as_str() {
+            "-c" | "--config" => {
+                o.config = Some(PathBuf::from(it.next().ok_or("--config needs a file path")?));
+                continue;
+            }
+            "--json" => {
+                o.json = true;
+                continue;
+            }
+            "--client" => By::Client,
+            "--sender" => By::Sender,
+            "--domain" => By::Domain,
+            // A sender may be empty (the null sender): only option-looking words are options.
+            s if s.starts_with('-') && s.len() > 1 => return Err(format!("unknown option {s:?}")),
+            s => {
+                o.args.push(s.to_owned());
+                continue;
+            }
+        };
+        if o.by.replace(by).is_some() {
+            return Err("give one of --client, --sender and --domain".into());
         }
     }
     Ok(o)
 }
 
+const USAGE_CHECK: &str = "usage: postward-greyd check ADDRESS|HOSTNAME|NAME[ADDR]|EMAIL";
+const USAGE_DELETE: &str =
+    "usage: postward-greyd delete CLIENT SENDER RECIPIENT | --client ADDRESS | --sender ADDRESS | --domain DOMAIN";
+const USAGE_WHITELIST: &str = "usage: postward-greyd whitelist ADDRESS";
+
 fn run(cmd: &str, args: &[String]) -> Result<ExitCode, String> {
     let o = parse(args)?;
     let (config, _) = shared::daemon::load_config_from::<Config>(o.config.as_deref(), Service::DEFAULT_CONFIG)
         .map_err(|e| format!("invalid configuration: {e}"))?;
-    if cmd == "check" {
-        let query = o.query.ok_or("usage: postward-greyd check ADDRESS|HOSTNAME|NAME[ADDR]|EMAIL")?;
-        return check(&config, &query);
+    if o.by.is_some() && cmd != "delete" {
+        return Err(format!("{cmd} takes no --client, --sender or --domain"));
     }
-    if o.query.is_some() {
-        return Err(format!("{cmd} takes no argument"));
+    match cmd {
+        "check" => match o.args.as_slice() {
+            [query] => check(&config, query),
+            _ => Err(USAGE_CHECK.into()),
+        },
+        "delete" => {
+            let target = DeleteTarget::from_args(o.by, &o.args)?;
+            let normalizer = normalizer(&config)?;
+            with_store(&config, async |store| delete(store, &normalizer, &target).await)
+        }
+        "whitelist" => match o.args.as_slice() {
+            [client] => {
+                let ip =
+                    client_ip(client).ok_or_else(|| format!("{client:?} is not an IP address\n{USAGE_WHITELIST}"))?;
+                with_store(&config, async |store| whitelist(store, &config, ip).await)
+            }
+            _ => Err(USAGE_WHITELIST.into()),
+        },
+        _ if !o.args.is_empty() => Err(format!("{cmd} takes no argument")),
+        "stats" => with_store(&config, async |store| stats(store, o.json).await),
+        _ => with_store(&config, async |store| dump(store).await),
     }
+}
+
+/// Runs `f` on the configured store: never creates the SQLite database, and run as root
+/// works as the database's owner (see [`become_owner_of`]).
+fn with_store(config: &Config, f: impl AsyncFnOnce(&Store) -> Result<ExitCode, String>) -> Result<ExitCode, String> {
     let url = config.store.effective_url();
     if let Some(file) = crate::store::sqlite_file(&url).map_err(|e| e.to_string())? {
         become_owner_of(&file)?;
@@ -77,13 +143,13 @@ fn run(cmd: &str, args: &[String]) -> Result<ExitCode, String> {
             ..StoreOptions::default()
         };
         let store = Store::open(&url, &options).await.map_err(|e| e.to_string())?;
-        let result = if cmd == "stats" { stats(&store, o.json).await } else { dump(&store).await };
+        let result = f(&store).await;
         store.close().await;
         result
     })
 }
 
-/// The reports never create the SQLite database, and never leave a file in its directory
+/// The commands never create the SQLite database, and never leave a file in its directory
 /// that the daemon cannot write: a missing database is an error, and run as root they
 /// switch to the database's owner first (SQLite makes `-wal` and `-shm` files beside it
 /// when the daemon is not running; root-owned, they would make the daemon's store
@@ -126,8 +192,7 @@ fn check(config: &Config, query: &str) -> Result<ExitCode, String> {
 /// the store as `stats` reads it. `None` when it does not, or there is no store yet.
 fn auto_whitelisted(config: &Config, query: &str) -> Result<Option<String>, String> {
     let threshold = config.greylist.auto_whitelist_clients;
-    let address = query.rsplit_once('[').map_or(query, |(_, a)| a.trim_end_matches(']'));
-    let Ok(ip) = address.parse::<std::net::IpAddr>() else { return Ok(None) };
+    let Some(ip) = client_ip(query) else { return Ok(None) };
     if threshold <= 0 {
         return Ok(None);
     }
@@ -142,7 +207,7 @@ fn auto_whitelisted(config: &Config, query: &str) -> Result<Option<String>, Stri
     runtime.block_on(async {
         let options = StoreOptions { max_connections: 1, ..StoreOptions::default() };
         let store = Store::open(&url, &options).await.map_err(|e| e.to_string())?;
-        let passes = store.client_passes(&ip.to_canonical().to_string()).await.map_err(|e| e.to_string());
+        let passes = store.client_passes(&ip.to_string()).await.map_err(|e| e.to_string());
         store.close().await;
         let passes = passes?;
         Ok((passes >= threshold).then(|| {
@@ -181,5 +246,132 @@ async fn dump(store: &Store) -> Result<ExitCode, String> {
     for row in store.dump().await.map_err(|e| e.to_string())? {
         println!("{}", serde_json::to_string(&row).map_err(|e| e.to_string())?);
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// An address as the mail log shows a client: `192.0.2.7`, `name[192.0.2.7]`, `[2001:db8::7]`,
+/// canonical (an IPv4-mapped IPv6 address is the IPv4 address, as in the request path).
+fn client_ip(text: &str) -> Option<std::net::IpAddr> {
+    let address = text.rsplit_once('[').map_or(text, |(_, a)| a.trim_end_matches(']'));
+    address.parse::<std::net::IpAddr>().ok().map(|ip| ip.to_canonical())
+}
+
+/// The daemon's normalization, privacy key included, so keys match what it stored.
+fn normalizer(config: &Config) -> Result<Normalizer, String> {
+    let g = &config.greylist;
+    let key = g.privacy_key_file.as_deref().map(crate::triplet::read_privacy_key).transpose()?;
+    Ok(Normalizer::new(g.ipv4_prefix, g.ipv6_prefix, key))
+}
+
+/// What `delete` was asked to remove, as typed.
+enum DeleteTarget {
+    Triplet { client: std::net::IpAddr, sender: String, recipient: String },
+    Client(std::net::IpAddr),
+    Sender(String),
+    Domain(String),
+}
+
+impl DeleteTarget {
+    fn from_args(by: Option<By>, args: &[String]) -> Result<DeleteTarget, String> {
+        let ip = |s: &str| client_ip(s).ok_or_else(|| format!("{s:?} is not an IP address\n{USAGE_DELETE}"));
+        Ok(match (by, args) {
+            (None, [client, sender, recipient]) => DeleteTarget::Triplet {
+                client: ip(client)?,
+                sender: strip_angles(sender).to_owned(),
+                recipient: strip_angles(recipient).to_owned(),
+            },
+            (Some(By::Client), [client]) => DeleteTarget::Client(ip(client)?),
+            (Some(By::Sender), [sender]) => DeleteTarget::Sender(strip_angles(sender).to_owned()),
+            (Some(By::Domain), [domain]) if !domain.is_empty() && !domain.contains('@') => {
+                DeleteTarget::Domain(domain.trim_end_matches('.').to_ascii_lowercase())
+            }
+            _ => return Err(USAGE_DELETE.into()),
+        })
+    }
+}
+
+/// `<a@example.org>` as the log shows it is `a@example.org`; `<>` stays the null sender.
+fn strip_angles(address: &str) -> &str {
+    match address.strip_prefix('<').and_then(|a| a.strip_suffix('>')) {
+        Some(inner) if !inner.is_empty() => inner,
+        _ => address,
+    }
+}
+
+async fn delete(store: &Store, n: &Normalizer, target: &DeleteTarget) -> Result<ExitCode, String> {
+    let (what, deleted) = match target {
+        DeleteTarget::Triplet { client, sender, recipient } => {
+            let t = n.triplet(*client, sender, recipient);
+            let key = Key { client_net: &t.client_net, sender: &t.sender, recipient: &t.recipient };
+            let what =
+                format!("triplet ({}, {}, {})", t.client_net, shown(sender, &t.sender), shown(recipient, &t.recipient));
+            (what, store.delete(&Removal::Triplet(key)).await)
+        }
+        DeleteTarget::Client(ip) => {
+            let net = n.client_net(*ip);
+            let removal = Removal::Client { client_net: &net, client: &ip.to_string() };
+            (format!("client {ip} (network {net})"), store.delete(&removal).await)
+        }
+        DeleteTarget::Sender(sender) => {
+            let stored = n.protect(crate::triplet::normalize_sender(sender));
+            (format!("sender {}", shown(sender, &stored)), store.delete(&Removal::Sender(&stored)).await)
+        }
+        DeleteTarget::Domain(domain) => {
+            let stored = n.domain_of(&format!("x@{domain}"));
+            (format!("sender domain {domain}"), store.delete(&Removal::Domain(&stored)).await)
+        }
+    };
+    let deleted = deleted.map_err(|e| e.to_string())?;
+    if deleted.total() == 0 {
+        println!("{what}: nothing stored, nothing deleted");
+        return Ok(ExitCode::from(1));
+    }
+    println!("{what}: deleted {}", describe(&deleted));
+    println!("running greyd daemons sharing {} apply it within 5 s", store.display_url());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A key part as typed, with its stored form when normalization changed it.
+fn shown(typed: &str, stored: &str) -> String {
+    if stored.starts_with("k:") {
+        format!("{typed} (stored hashed)")
+    } else if typed == stored {
+        typed.to_owned()
+    } else {
+        format!("{typed} (stored as {stored})")
+    }
+}
+
+fn describe(d: &Deleted) -> String {
+    let part = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let mut parts = Vec::new();
+    if d.greylist > 0 {
+        parts.push(part(d.greylist, "greylist entry", "greylist entries"));
+    }
+    if d.awl_clients > 0 {
+        parts.push(part(d.awl_clients, "client auto-whitelist entry", "client auto-whitelist entries"));
+    }
+    if d.awl_domains > 0 {
+        parts.push(part(d.awl_domains, "sender-domain auto-whitelist entry", "sender-domain auto-whitelist entries"));
+    }
+    parts.join(", ")
+}
+
+async fn whitelist(store: &Store, config: &Config, ip: std::net::IpAddr) -> Result<ExitCode, String> {
+    let threshold = config.greylist.auto_whitelist_clients;
+    if threshold <= 0 {
+        return Err(format!(
+            "the client auto-whitelist is off (greylist.auto_whitelist_clients = {threshold}): \
+             list {ip} in whitelist.clients instead"
+        ));
+    }
+    let passes = store.whitelist_client(&ip.to_string(), threshold, crate::service::unix_now()).await;
+    let passes = passes.map_err(|e| e.to_string())?;
+    println!(
+        "{ip}: auto-whitelisted ({passes} passes; greylist.auto_whitelist_clients = {threshold}); \
+         it expires after greylist.max_age without mail, like any auto-whitelist entry \
+         (for a permanent entry, list it in whitelist.clients)"
+    );
+    println!("running greyd daemons sharing {} apply it within 5 s", store.display_url());
     Ok(ExitCode::SUCCESS)
 }

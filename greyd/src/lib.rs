@@ -12,7 +12,7 @@
 //! - [`selective`]: what makes a client suspicious in selective mode.
 //! - [`header`]: the `X-Greylist` header.
 //! - [`config`]: the configuration file, `/etc/postward/greyd.toml`.
-//! - [`commands`]: `stats`, `dump` and `check`.
+//! - [`commands`]: `stats`, `dump`, `check`, `delete` and `whitelist`.
 
 use std::sync::Arc;
 
@@ -58,7 +58,10 @@ impl Daemon for Service {
     type Config = Config;
     const COMMANDS: &'static str = "  stats [--json]       counts, pass and wait shares, clients and senders that never retried\n\
                                     \x20 dump                 every greylist row, one JSON object per line\n\
-                                    \x20 check QUERY          which whitelist entry matches an address, name, name[addr] or email\n";
+                                    \x20 check QUERY          which whitelist entry matches an address, name, name[addr] or email\n\
+                                    \x20 delete CLIENT SENDER RECIPIENT | --client ADDR | --sender ADDR | --domain DOMAIN\n\
+                                    \x20                      forget greylist and auto-whitelist state, so the next attempt starts over\n\
+                                    \x20 whitelist ADDR       put a client in the auto-whitelist now\n";
 
     async fn build(config: Arc<Config>) -> Result<Self, BuildError> {
         Service::build(config).await

@@ -1,4 +1,4 @@
-//! postward-greyd(8): the daemon, and its `stats`, `dump` and `check` commands.
+//! postward-greyd(8): the daemon, and its admin commands (`greyd::commands`).
 
 use std::process::ExitCode;
 
@@ -8,7 +8,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let args = shared::daemon::command_first(&args, &["stats", "dump", "check"]);
+    let args = shared::daemon::command_first(&args, &greyd::commands::COMMANDS);
     if let Some(code) = greyd::commands::dispatch(&args) {
         return code;
     }

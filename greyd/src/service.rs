@@ -24,9 +24,6 @@ use crate::store::{Attempt, Entry, FirstRule, Found, Lookup, Store, StoreError, 
 use crate::triplet::{NULL_SENDER, Normalizer, Triplet};
 use crate::whitelist::Whitelists;
 
-/// Shortest privacy key accepted: 128 bits.
-const MIN_PRIVACY_KEY: usize = 16;
-
 /// The running greylist service, rebuilt on every reload.
 pub struct Service {
     config: Arc<Config>,
@@ -35,7 +32,7 @@ pub struct Service {
     trusted: Vec<IpNet>,
     whitelists: Whitelists,
     store: Arc<LazyStore>,
-    cache: HotCache,
+    cache: Arc<HotCache>,
     pool: Option<SpfPool>,
     on_store_error: Action,
     outage: Arc<Outage>,
@@ -43,6 +40,7 @@ pub struct Service {
     first_rule: FirstRule,
     hostname: String,
     _purge: AbortOnDrop,
+    _admin_watch: AbortOnDrop,
 }
 
 impl Service {
@@ -53,26 +51,8 @@ impl Service {
     /// Unreadable whitelist or key files, an invalid store URL, a failed migration.
     pub async fn build(config: Arc<Config>) -> Result<Service, BuildError> {
         let g = &config.greylist;
-        let privacy_key = match &g.privacy_key_file {
-            Some(path) => {
-                let key = tokio::fs::read(path)
-                    .await
-                    .map_err(|e| format!("cannot read privacy_key_file {}: {e}", path.display()))?;
-                // An empty or short key makes the hashes guessable by anyone who tries the
-                // addresses they suspect: refuse it rather than store weak pseudonyms.
-                if key.len() < MIN_PRIVACY_KEY {
-                    return Err(format!(
-                        "privacy_key_file {}: {} bytes, fewer than {MIN_PRIVACY_KEY} (make one with: head -c 32 /dev/urandom > {})",
-                        path.display(),
-                        key.len(),
-                        path.display()
-                    )
-                    .into());
-                }
-                Some(key)
-            }
-            None => None,
-        };
+        // A small file read once per start or reload: not worth a blocking-pool hop.
+        let privacy_key = g.privacy_key_file.as_deref().map(crate::triplet::read_privacy_key).transpose()?;
         let wl = config.whitelist.clone();
         let whitelists = tokio::task::spawn_blocking(move || {
             Whitelists::load(&wl.clients, &wl.recipients, &wl.senders, wl.builtins())
@@ -114,11 +94,13 @@ impl Service {
             awl_client_passes: g.auto_whitelist_clients,
         };
         let purge = spawn_purge(store.clone(), outage.clone(), &config, policy.clone());
+        let cache = Arc::new(HotCache::new(config.store.cache_size));
+        let admin_watch = spawn_admin_watch(store.clone(), cache.clone());
         Ok(Service {
             normalizer: Normalizer::new(g.ipv4_prefix, g.ipv6_prefix, privacy_key),
             trusted: g.trusted_networks.clone(),
             on_store_error: store_error_action(&g.on_store_error)?,
-            cache: HotCache::new(config.store.cache_size),
+            cache,
             whitelists,
             store,
             pool,
@@ -133,6 +115,7 @@ impl Service {
             policy,
             config,
             _purge: purge,
+            _admin_watch: admin_watch,
         })
     }
 
@@ -455,6 +438,32 @@ impl Drop for AbortOnDrop {
 }
 
 /// Removes expired entries every `purge_interval`, in small batches.
+/// How often the daemon looks for changes made by the admin commands.
+const ADMIN_POLL: Duration = Duration::from_secs(5);
+
+/// Drops the caches when `postward-greyd delete` or `whitelist`, run on any host sharing the
+/// store, changed it (see `store/admin.rs`): the change applies within [`ADMIN_POLL`]. A
+/// failed read changes nothing; the request path reports outages.
+fn spawn_admin_watch(store: Arc<LazyStore>, cache: Arc<HotCache>) -> AbortOnDrop {
+    AbortOnDrop(tokio::spawn(async move {
+        let mut seen = None;
+        let mut tick = tokio::time::interval(ADMIN_POLL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Ok(store) = store.get().await else { continue };
+            let Ok(epoch) = store.admin_epoch().await else { continue };
+            match seen.replace(epoch) {
+                Some(before) if before != epoch => {
+                    cache.clear();
+                    tracing::info!("greylist changed by an admin command: cache dropped");
+                }
+                _ => {}
+            }
+        }
+    }))
+}
+
 fn spawn_purge(store: Arc<LazyStore>, outage: Arc<Outage>, config: &Config, policy: Policy) -> AbortOnDrop {
     let interval = config.store.purge_interval.get();
     let batch = config.store.purge_batch;

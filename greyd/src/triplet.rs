@@ -106,6 +106,28 @@ impl Normalizer {
     }
 }
 
+/// Shortest privacy key accepted: 128 bits.
+const MIN_PRIVACY_KEY: usize = 16;
+
+/// Reads `greylist.privacy_key_file`. An empty or short key makes the hashes guessable by
+/// anyone who tries the addresses they suspect: it is refused rather than used for weak
+/// pseudonyms.
+///
+/// # Errors
+/// An unreadable file, or a key under 16 bytes; the message names the file and the fix.
+pub fn read_privacy_key(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    let key = std::fs::read(path).map_err(|e| format!("cannot read privacy_key_file {}: {e}", path.display()))?;
+    if key.len() < MIN_PRIVACY_KEY {
+        return Err(format!(
+            "privacy_key_file {}: {} bytes, fewer than {MIN_PRIVACY_KEY} (make one with: head -c 32 /dev/urandom > {})",
+            path.display(),
+            key.len(),
+            path.display()
+        ));
+    }
+    Ok(key)
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

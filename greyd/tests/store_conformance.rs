@@ -19,7 +19,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use greyd::store::{
-    Attempt, Backend, DumpRow, Entry, FirstRule, Found, Lookup, Stats, Store, StoreError, StoreOptions, Triplet,
+    Attempt, Backend, Deleted, DumpRow, Entry, FirstRule, Found, Lookup, Removal, Stats, Store, StoreError,
+    StoreOptions, Triplet,
 };
 use sqlx::{AnyConnection, AssertSqlSafe, Connection};
 use tokio::io::AsyncBufReadExt;
@@ -190,7 +191,105 @@ conformance!(
     purge_deletes_expired_in_batches,
     stats_counts,
     dump_rows,
+    admin_removals_delete_what_they_name_and_raise_the_epoch,
+    admin_whitelist_raises_passes_and_never_lowers_them,
+    a_migration_applied_by_a_newer_release_does_not_stop_this_one,
 );
+
+/// `postward-greyd delete`: each removal deletes exactly its rows, in every table it names;
+/// the epoch moves only when something was deleted, so daemons drop caches only then.
+async fn admin_removals_delete_what_they_name_and_raise_the_epoch(db: TestDb) {
+    let store = db.open().await;
+    let (net, other) = ("192.0.2.0/24", "198.51.100.0/24");
+    for (n, s, r) in [
+        (net, "alice@example.org", "bob@example.net"),
+        (net, "alice@example.org", "carol@example.net"),
+        (net, "dave@example.com", "bob@example.net"),
+        (other, "alice@example.org", "bob@example.net"),
+    ] {
+        store.insert_first(&t(n, s, r), "192.0.2.1", 1000).await.unwrap();
+    }
+    store.count_client_pass("192.0.2.7", 1000, 3600).await.unwrap();
+    store.count_client_pass("192.0.2.8", 1000, 3600).await.unwrap();
+    store.note_domain_pass("example.org", net, "alice@example.org", 1000).await.unwrap();
+    store.note_domain_pass("example.org", other, "alice@example.org", 1000).await.unwrap();
+    store.note_domain_pass("example.com", net, "dave@example.com", 1000).await.unwrap();
+    let epoch = store.admin_epoch().await.unwrap();
+
+    // Nothing matches: nothing deleted, the epoch stays.
+    let none = store.delete(&Removal::Triplet(t(net, "nobody@example.org", "bob@example.net"))).await.unwrap();
+    assert_eq!(none, Deleted::default());
+    assert_eq!(store.admin_epoch().await.unwrap(), epoch);
+
+    let one = store.delete(&Removal::Triplet(t(net, "alice@example.org", "carol@example.net"))).await.unwrap();
+    assert_eq!(one, Deleted { greylist: 1, awl_clients: 0, awl_domains: 0 });
+    assert_eq!(store.admin_epoch().await.unwrap(), epoch + 1);
+    assert_eq!(store.get(&t(net, "alice@example.org", "carol@example.net")).await.unwrap(), None);
+
+    let sender = store.delete(&Removal::Sender("alice@example.org")).await.unwrap();
+    assert_eq!(sender.greylist, 2, "both networks' rows of the sender");
+    assert!(store.get(&t(net, "dave@example.com", "bob@example.net")).await.unwrap().is_some());
+
+    let client = store.delete(&Removal::Client { client_net: net, client: "192.0.2.7" }).await.unwrap();
+    assert_eq!(client, Deleted { greylist: 1, awl_clients: 1, awl_domains: 2 });
+    assert_eq!(store.client_passes("192.0.2.7").await.unwrap(), 0);
+    assert_eq!(store.client_passes("192.0.2.8").await.unwrap(), 1, "another address of the network stays");
+
+    let domain = store.delete(&Removal::Domain("example.org")).await.unwrap();
+    assert_eq!(domain, Deleted { greylist: 0, awl_clients: 0, awl_domains: 1 }, "the other network's entry");
+    assert_eq!(store.admin_epoch().await.unwrap(), epoch + 4);
+    assert_eq!(store.dump().await.unwrap().len(), 0);
+    store.close().await;
+}
+
+/// `postward-greyd whitelist`: the client reaches the threshold at once; a client already
+/// above it keeps its count; the epoch moves.
+async fn admin_whitelist_raises_passes_and_never_lowers_them(db: TestDb) {
+    let store = db.open().await;
+    let epoch = store.admin_epoch().await.unwrap();
+    assert_eq!(store.whitelist_client("192.0.2.7", 5, 1000).await.unwrap(), 5);
+    assert_eq!(store.client_passes("192.0.2.7").await.unwrap(), 5);
+    assert_eq!(store.admin_epoch().await.unwrap(), epoch + 1);
+    for now in [1000, 4600, 8200, 11_800, 15_400, 19_000, 22_600] {
+        store.count_client_pass("192.0.2.8", now, 3600).await.unwrap();
+    }
+    assert_eq!(store.whitelist_client("192.0.2.8", 5, 30_000).await.unwrap(), 7);
+    // The hourly counting goes on from the entry's own last count.
+    assert_eq!(store.count_client_pass("192.0.2.7", 1100, 3600).await.unwrap(), 5);
+    assert_eq!(store.count_client_pass("192.0.2.7", 4600, 3600).await.unwrap(), 6);
+    // Expiry ages it from the whitelisting (last_seen = 30,000 for .8).
+    assert_eq!(store.purge(30_000 + 99, 10, 100, 100).await.unwrap(), 1, "only .7, last seen at 4600");
+    assert_eq!(store.client_passes("192.0.2.8").await.unwrap(), 7);
+    store.close().await;
+}
+
+/// A rolling upgrade: once a newer postward on another host applied a migration this build
+/// does not know, this build still opens the database (and keeps working on the schema it
+/// knows) instead of refusing to start.
+async fn a_migration_applied_by_a_newer_release_does_not_stop_this_one(db: TestDb) {
+    let store = db.open().await;
+    store.close().await;
+    let checksum = match db.backend {
+        Backend::Postgres => "decode('00', 'hex')",
+        _ => "X'00'",
+    };
+    let success = match db.backend {
+        Backend::Postgres => "TRUE",
+        _ => "1",
+    };
+    admin_execute(
+        &db.url,
+        &format!(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES (99990101000000, 'from a newer release', {success}, {checksum}, 1)"
+        ),
+    )
+    .await;
+    let store = db.open().await;
+    store.insert_first(&T1, "192.0.2.1", 1000).await.unwrap();
+    assert!(store.get(&T1).await.unwrap().is_some());
+    store.close().await;
+}
 
 async fn open_twice_is_idempotent(db: TestDb) {
     let first = db.open().await;

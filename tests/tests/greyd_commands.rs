@@ -87,3 +87,80 @@ async fn reports_as_root_never_create_or_take_the_database() {
     assert!(answer.starts_with("DEFER_IF_PERMIT"), "{answer}");
     drop(daemon);
 }
+
+fn command(config: &std::path::Path, args: &[&str]) -> (i32, String) {
+    let out = Command::new(bin_path(BIN)).args(args).args(["-c", config.to_str().unwrap()]).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// Asks until the answer starts with `prefix`, for at most 12 s (the daemon looks for admin
+/// changes every 5 s); returns the last answer.
+async fn answer_becomes(c: &mut PolicyClient, req: &[(&str, &str)], prefix: &str) -> String {
+    let until = std::time::Instant::now() + Duration::from_secs(12);
+    loop {
+        let answer = c.request(req).await.unwrap();
+        if answer.starts_with(prefix) || std::time::Instant::now() > until {
+            return answer;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// `delete` and `whitelist` change what a running greyd answers, although it answers the
+/// triplets it has seen from memory: a cached waiting triplet passes once its client is
+/// whitelisted, a cached whitelisted client is greylisted again once deleted. Keys are the
+/// daemon's own (privacy mode here: the sender and recipient are stored hashed, and a sender
+/// typed as the log shows it still finds its row).
+#[tokio::test]
+async fn delete_and_whitelist_reach_the_running_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("privacy.key");
+    std::fs::write(&key, [7u8; 32]).unwrap();
+    let files = TestFiles::new(dir.path(), "greyd");
+    let sections = format!(
+        "[greylist]\ndelay = \"1h\"\nauto_whitelist_clients = 3\nprivacy_key_file = \"{}\"\n\
+         [store]\nurl = \"sqlite://{}/greyd.sqlite\"\n",
+        key.display(),
+        dir.path().display()
+    );
+    let _daemon = files.start(BIN, "", &sections, T).await;
+    let config = files.config.as_path();
+    let mut c = PolicyClient::connect_unix(&files.socket).await.unwrap();
+    let t1 = rcpt_request("198.51.100.7", "mx.example.org", "a@example.org", "b@example.net", "g.1");
+    assert!(c.request(&t1).await.unwrap().starts_with("DEFER_IF_PERMIT"));
+    assert!(c.request(&t1).await.unwrap().starts_with("DEFER_IF_PERMIT"), "cached, waiting");
+
+    let (code, out) = command(config, &["whitelist", "unknown[198.51.100.7]"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("198.51.100.7: auto-whitelisted (3 passes"), "{out}");
+    assert_eq!(answer_becomes(&mut c, &t1, "DUNNO").await, "DUNNO", "the cached waiting triplet passes");
+
+    let (code, out) = command(config, &["delete", "--client", "198.51.100.7"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("deleted 1 greylist entry, 1 client auto-whitelist entry"), "{out}");
+    let again = answer_becomes(&mut c, &t1, "DEFER_IF_PERMIT").await;
+    assert!(again.starts_with("DEFER_IF_PERMIT"), "greylisted afresh: {again}");
+
+    // One triplet, typed as the mail log shows it; stored hashed and with the extension folded.
+    let t2 = rcpt_request("198.51.100.9", "mx.example.org", "Alice+news@Example.org", "bob@example.net", "g.2");
+    assert!(c.request(&t2).await.unwrap().starts_with("DEFER_IF_PERMIT"));
+    let rows = |net: &str| {
+        let (code, out) = command(config, &["dump"]);
+        assert_eq!(code, 0, "{out}");
+        out.lines().filter(|l| l.contains(&format!("\"client_net\":\"{net}\""))).count()
+    };
+    assert_eq!(rows("198.51.100.0/24"), 2);
+    let (code, out) = command(config, &["delete", "198.51.100.9", "<alice+news@example.org>", "bob@example.net"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("(stored hashed)") && out.contains("deleted 1 greylist entry"), "{out}");
+    assert_eq!(rows("198.51.100.0/24"), 1, "only the other triplet is left");
+
+    // Nothing to delete, and a typo, say so and exit 1.
+    let (code, out) = command(config, &["delete", "198.51.100.9", "alice@example.org", "bob@example.net"]);
+    assert_eq!((code, out.contains("nothing stored, nothing deleted")), (1, true), "{out}");
+    let (code, out) = command(config, &["delete", "--client", "mx.example.org"]);
+    assert_eq!((code, out.contains("\"mx.example.org\" is not an IP address")), (1, true), "{out}");
+    let (code, out) = command(config, &["delete", "--sender", "x@example.org", "--client", "192.0.2.1"]);
+    assert_eq!((code, out.contains("give one of --client, --sender and --domain")), (1, true), "{out}");
+}

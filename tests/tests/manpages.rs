@@ -73,7 +73,7 @@ fn daemon_pages_name_every_option_and_command() {
             assert!(page.contains(&roff), "{bin}.8 does not document --{option}");
         }
         let commands: &[&str] = match daemon {
-            "greyd" => &["stats", "dump", "check"],
+            "greyd" => &["stats", "dump", "check", "delete", "whitelist"],
             "authd" => &["pw", "test"],
             "policyd" => &["check"],
             _ => &[],

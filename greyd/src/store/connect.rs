@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -14,9 +15,19 @@ use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Connection};
 use super::error::Redactor;
 use super::{Backend, StoreError, StoreOptions};
 
-static MIGRATOR_SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
-static MIGRATOR_POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
-static MIGRATOR_MYSQL: Migrator = sqlx::migrate!("migrations/mysql");
+/// The embedded migrations. A migration this binary does not know (applied by a newer
+/// postward on another host sharing the database, or before a downgrade) is no reason to stop:
+/// every migration only adds to the schema what older code does not read, so an older greyd
+/// keeps working during a rolling upgrade. Keep it that way: a migration must never rename,
+/// drop or retype what an earlier release reads or writes.
+fn migrator(migrations: Migrator) -> Migrator {
+    let mut m = migrations;
+    m.set_ignore_missing(true);
+    m
+}
+static MIGRATOR_SQLITE: LazyLock<Migrator> = LazyLock::new(|| migrator(sqlx::migrate!("migrations/sqlite")));
+static MIGRATOR_POSTGRES: LazyLock<Migrator> = LazyLock::new(|| migrator(sqlx::migrate!("migrations/postgres")));
+static MIGRATOR_MYSQL: LazyLock<Migrator> = LazyLock::new(|| migrator(sqlx::migrate!("migrations/mysql")));
 
 /// Migrations may wait for another host that is migrating the same database (PostgreSQL and
 /// MySQL take a lock), so they get more time than a single operation.

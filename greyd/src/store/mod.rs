@@ -4,6 +4,8 @@
 //! # Layout
 //! - `mod.rs`: [`Store`] and its operations, the value types.
 //! - `maintenance.rs`: expiry (`purge`) and the `stats`/`dump` views, off the request path.
+//! - `admin.rs`: the admin commands' changes (`delete`, `whitelist`) and the epoch that makes
+//!   running daemons drop their caches after one.
 //! - `sql.rs`: the SQL text, one table of `&'static str` statements per backend.
 //! - `connect.rs`: URL handling, connecting, SQLite WAL, embedded migrations
 //!   (`greyd/migrations/<backend>/`), the pool.
@@ -24,6 +26,7 @@
 //! Not here: deciding what a triplet is (`triplet.rs`) or what to answer (`greylist.rs`); times
 //! are passed in as unix seconds, never read here.
 
+mod admin;
 mod checkpoint;
 mod connect;
 mod error;
@@ -40,6 +43,7 @@ use std::time::Duration;
 
 use sqlx::{Any, AnyPool};
 
+pub use admin::{Deleted, Removal};
 pub use error::StoreError;
 pub use maintenance::{DumpRow, Stats};
 
