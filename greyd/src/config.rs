@@ -59,6 +59,12 @@ pub struct GreylistConfig {
     /// The answer when the store fails: DUNNO lets mail through (fail-open); a
     /// DEFER_IF_PERMIT answer makes senders retry later.
     pub on_store_error: String,
+    /// Pending (never retried) triplets one client network may have stored; its further
+    /// first attempts are deferred without being stored (see `pending.rs`). 0: no bound.
+    pub max_pending_per_network: u32,
+    /// Pending triplets the whole store may hold; expiry forgets the oldest pending ones
+    /// beyond it. Passed triplets and auto-whitelists are never touched. 0: no bound.
+    pub max_pending: u64,
 }
 
 impl Default for GreylistConfig {
@@ -77,6 +83,8 @@ impl Default for GreylistConfig {
             selective: false,
             privacy_key_file: None,
             on_store_error: "DUNNO".into(),
+            max_pending_per_network: 5_000,
+            max_pending: 1_000_000,
         }
     }
 }

@@ -122,11 +122,15 @@ pub enum Verdict {
     AwlClient,
     /// The sender domain is auto-whitelisted for this client network.
     AwlDomain,
+    /// A first attempt from a network that holds `greylist.max_pending_per_network` pending
+    /// triplets already: deferred like a new one, but not stored (not `decide`'s verdict:
+    /// the service's, after it).
+    PendingLimit,
 }
 
 impl Verdict {
     pub fn passes(self) -> bool {
-        !matches!(self, Verdict::New | Verdict::TooEarly { .. })
+        !matches!(self, Verdict::New | Verdict::TooEarly { .. } | Verdict::PendingLimit)
     }
 
     /// The `reason=` word of the log line.
@@ -139,6 +143,7 @@ impl Verdict {
             Verdict::PoolPass { .. } => "sender-pool",
             Verdict::AwlClient => "awl-client",
             Verdict::AwlDomain => "awl-domain",
+            Verdict::PendingLimit => "pending-limit",
         }
     }
 }

@@ -7,6 +7,7 @@
 //! - [`triplet`]: the key (client network, folded sender, recipient).
 //! - [`store`]: SQLite, PostgreSQL and MySQL/MariaDB through sqlx, migrations, expiry.
 //! - [`cache`]: what may be answered from memory when several MX hosts share a database.
+//! - [`pending`]: the per-network bound on pending triplets, against floods of first attempts.
 //! - [`whitelist`]: client, recipient and sender lists (postgrey's format) and the built-in list.
 //! - [`pool`]: sender pools recognised through SPF.
 //! - [`selective`]: what makes a client suspicious in selective mode.
@@ -27,6 +28,7 @@ pub mod commands;
 pub mod config;
 pub mod greylist;
 pub mod header;
+pub mod pending;
 pub mod pool;
 pub mod selective;
 pub mod service;

@@ -19,6 +19,7 @@ use tokio::sync::OnceCell;
 use crate::cache::HotCache;
 use crate::config::{Config, render_reply, store_error_action};
 use crate::greylist::{self, Policy, RequestFacts, Skip, StoredFacts, Update, Verdict};
+use crate::pending::PendingLimit;
 use crate::pool::SpfPool;
 use crate::store::{Attempt, Entry, FirstRule, Found, Lookup, Store, StoreError, StoreOptions, Triplet as Key};
 use crate::triplet::{NULL_SENDER, Normalizer, Triplet};
@@ -33,6 +34,8 @@ pub struct Service {
     whitelists: Whitelists,
     store: Arc<LazyStore>,
     cache: Arc<HotCache>,
+    /// The per-network bound on pending triplets.
+    pending: Arc<PendingLimit>,
     pool: Option<SpfPool>,
     on_store_error: Action,
     outage: Arc<Outage>,
@@ -93,7 +96,8 @@ impl Service {
             max_age: secs(g.max_age.get()),
             awl_client_passes: g.auto_whitelist_clients,
         };
-        let purge = spawn_purge(store.clone(), outage.clone(), &config, policy.clone());
+        let pending = Arc::new(PendingLimit::new(g.max_pending_per_network));
+        let purge = spawn_purge(store.clone(), outage.clone(), &config, policy.clone(), pending.clone());
         let cache = Arc::new(HotCache::new(config.store.cache_size));
         let admin_watch = spawn_admin_watch(store.clone(), cache.clone());
         Ok(Service {
@@ -101,6 +105,7 @@ impl Service {
             trusted: g.trusted_networks.clone(),
             on_store_error: store_error_action(&g.on_store_error)?,
             cache,
+            pending,
             whitelists,
             store,
             pool,
@@ -200,7 +205,14 @@ impl Service {
                     max_age: self.policy.max_age,
                     pool_cutoff: pools.then(|| now - self.policy.delay),
                 };
-                match store.lookup_or_insert(&key, &attempt, &self.first_rule).await? {
+                // A network at its bound of pending triplets is only read: a first attempt
+                // from it must not be inserted on the way.
+                let found = if self.pending.full(&t.client_net) {
+                    Found::Looked(store.lookup(&key, &client_key, &domain, now, self.policy.max_age).await?)
+                } else {
+                    store.lookup_or_insert(&key, &attempt, &self.first_rule).await?
+                };
+                match found {
                     Found::Looked(found) => {
                         stored_facts(found, &self.policy, self.config.greylist.auto_whitelist_domains)
                     }
@@ -233,10 +245,13 @@ impl Service {
         if update == Update::InsertFirst {
             let stored = match inserted {
                 Some(stored) => stored,
+                None if self.pending.full(&t.client_net) => return Ok(self.refuse_pending(req, t, now)),
                 None => store.insert_first(&key, &client_key, now).await?,
             };
             update = Update::None;
-            if stored.first_seen != now {
+            if stored.first_seen == now {
+                self.pending.stored(&t.client_net);
+            } else {
                 // Another MX inserted the same triplet a moment earlier: decide on its row.
                 (verdict, update) =
                     greylist::decide(now, &StoredFacts { entry: Some(stored.clone()), ..facts.clone() }, &self.policy);
@@ -248,6 +263,7 @@ impl Service {
             Update::None | Update::InsertFirst => {}
             Update::Restart => {
                 store.restart(&key, &client_key, now).await?;
+                self.pending.stored(&t.client_net);
                 entry = Some(Entry::first(now, &client_key));
             }
             Update::RecordRetry => {
@@ -263,6 +279,9 @@ impl Service {
                 if first_pass || due {
                     store.record_pass(&key, now).await?;
                     wrote_pass = true;
+                    if first_pass {
+                        self.pending.passed(&t.client_net);
+                    }
                     if let Some(e) = &mut entry {
                         e.passed_at.get_or_insert(now);
                         e.last_seen = now;
@@ -299,10 +318,26 @@ impl Service {
         Ok(self.answer(req, verdict, t))
     }
 
+    /// A first attempt from a network at `greylist.max_pending_per_network`: deferred as a
+    /// new one is, not stored; one warning per network per hour.
+    fn refuse_pending(&self, req: &PolicyRequest, t: &Triplet, now: i64) -> Decision {
+        if self.pending.refused(&t.client_net, now) {
+            tracing::warn!(
+                "client network {} holds {} pending triplets (greylist.max_pending_per_network): \
+                 its new first attempts are deferred without being stored",
+                t.client_net,
+                self.pending.limit()
+            );
+        }
+        self.answer(req, Verdict::PendingLimit, t)
+    }
+
     fn answer(&self, req: &PolicyRequest, verdict: Verdict, t: &Triplet) -> Decision {
         let domain = req.recipient.rsplit_once('@').map_or("", |(_, d)| d);
         let action = match verdict {
-            Verdict::New => render_reply(&self.config.greylist.reply, self.policy.delay, domain),
+            Verdict::New | Verdict::PendingLimit => {
+                render_reply(&self.config.greylist.reply, self.policy.delay, domain)
+            }
             Verdict::TooEarly { seconds_left } => render_reply(&self.config.greylist.reply, seconds_left, domain),
             Verdict::FirstPass { delayed } | Verdict::PoolPass { delayed }
                 if self.config.greylist.header && self.cache.first_header_for(&req.instance) =>
@@ -464,20 +499,50 @@ fn spawn_admin_watch(store: Arc<LazyStore>, cache: Arc<HotCache>) -> AbortOnDrop
     }))
 }
 
-fn spawn_purge(store: Arc<LazyStore>, outage: Arc<Outage>, config: &Config, policy: Policy) -> AbortOnDrop {
+fn spawn_purge(
+    store: Arc<LazyStore>,
+    outage: Arc<Outage>,
+    config: &Config,
+    policy: Policy,
+    pending: Arc<PendingLimit>,
+) -> AbortOnDrop {
     let interval = config.store.purge_interval.get();
     let batch = config.store.purge_batch;
+    let max_pending = config.greylist.max_pending;
     AbortOnDrop(tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
+        // The first tick is at once: expiry waits a whole interval, but the per-network
+        // counts are read at start (a restart must not reopen a flooded network).
+        let mut first = true;
         loop {
             tick.tick().await;
             let Ok(store) = store.get().await else { continue };
-            match store.purge(unix_now(), policy.retry_window, policy.max_age, batch).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!("expired {n} greylist entries"),
-                Err(e) => outage.failed(&e, "expiry postponed"),
+            if !first {
+                match store.purge(unix_now(), policy.retry_window, policy.max_age, batch).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!("expired {n} greylist entries"),
+                    Err(e) => outage.failed(&e, "expiry postponed"),
+                }
+            }
+            first = false;
+            if max_pending > 0 {
+                match store.trim_pending(max_pending, batch).await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        metrics::counter!("postward_greyd_pending_trimmed_total").increment(n);
+                        tracing::warn!(
+                            "more than {max_pending} pending triplets (greylist.max_pending): forgot the oldest {n}"
+                        );
+                    }
+                    Err(e) => outage.failed(&e, "the pending bound is applied later"),
+                }
+            }
+            if pending.enabled() {
+                match store.pending_by_network(pending.resync_floor()).await {
+                    Ok(counts) => pending.resync(&counts),
+                    Err(e) => outage.failed(&e, "per-network pending counts are read later"),
+                }
             }
         }
     }))

@@ -194,6 +194,8 @@ conformance!(
     admin_removals_delete_what_they_name_and_raise_the_epoch,
     admin_whitelist_raises_passes_and_never_lowers_them,
     a_migration_applied_by_a_newer_release_does_not_stop_this_one,
+    trim_pending_forgets_the_oldest_pending_only,
+    pending_by_network_reports_from_the_floor,
 );
 
 /// `postward-greyd delete`: each removal deletes exactly its rows, in every table it names;
@@ -260,6 +262,44 @@ async fn admin_whitelist_raises_passes_and_never_lowers_them(db: TestDb) {
     // Expiry ages it from the whitelisting (last_seen = 30,000 for .8).
     assert_eq!(store.purge(30_000 + 99, 10, 100, 100).await.unwrap(), 1, "only .7, last seen at 4600");
     assert_eq!(store.client_passes("192.0.2.8").await.unwrap(), 7);
+    store.close().await;
+}
+
+/// The store-wide bound: the oldest pending rows go first, passed rows never.
+async fn trim_pending_forgets_the_oldest_pending_only(db: TestDb) {
+    let store = db.open().await;
+    for i in 0..12_i64 {
+        let sender = format!("s{i}@example.org");
+        store.insert_first(&t("192.0.2.0/24", &sender, "r@example.net"), "192.0.2.1", 1000 + i).await.unwrap();
+    }
+    store.record_pass(&t("192.0.2.0/24", "s0@example.org", "r@example.net"), 2000).await.unwrap();
+    assert_eq!(store.trim_pending(20, 3).await.unwrap(), 0, "under the bound");
+    assert_eq!(store.trim_pending(5, 3).await.unwrap(), 6, "11 pending, 5 kept, in batches of 3");
+    let rows = store.dump().await.unwrap();
+    let mut kept: Vec<i64> = rows.iter().filter(|r| r.passed_at.is_none()).map(|r| r.first_seen).collect();
+    kept.sort_unstable();
+    assert_eq!(kept, [1007, 1008, 1009, 1010, 1011]);
+    assert!(rows.iter().any(|r| r.first_seen == 1000 && r.passed_at == Some(2000)), "the passed row stays");
+    store.close().await;
+}
+
+/// The per-network counts: only networks at the floor or above, pending rows only.
+async fn pending_by_network_reports_from_the_floor(db: TestDb) {
+    let store = db.open().await;
+    for (net, n) in [("192.0.2.0/24", 5), ("198.51.100.0/24", 2), ("203.0.113.0/24", 3)] {
+        for i in 0..n {
+            let sender = format!("s{i}@example.org");
+            store.insert_first(&t(net, &sender, "r@example.net"), "192.0.2.1", 1000).await.unwrap();
+        }
+    }
+    store.record_pass(&t("203.0.113.0/24", "s0@example.org", "r@example.net"), 2000).await.unwrap();
+    let mut counts = store.pending_by_network(3).await.unwrap();
+    counts.sort();
+    assert_eq!(counts, [("192.0.2.0/24".to_owned(), 5)]);
+    let mut counts = store.pending_by_network(2).await.unwrap();
+    counts.sort();
+    let want = [("192.0.2.0/24", 5), ("198.51.100.0/24", 2), ("203.0.113.0/24", 2)];
+    assert_eq!(counts, want.map(|(n, c)| (n.to_owned(), c)));
     store.close().await;
 }
 

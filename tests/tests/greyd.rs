@@ -485,7 +485,9 @@ async fn store_outage_answers_fail_open_once_warned_then_recovers() {
 
 #[tokio::test]
 async fn sigkill_under_load_loses_no_answered_first_seen_entry() {
-    let mut g = Greyd::start("[sender_pools]\nspf = false\n").await;
+    // One client network sends them all: without its bound, which defers first attempts
+    // beyond 5,000 on purpose without storing them.
+    let mut g = Greyd::start("[greylist]\nmax_pending_per_network = 0\n[sender_pools]\nspf = false\n").await;
     let socket = g.socket();
     let mut tasks = Vec::new();
     for conn in 0..8 {
@@ -534,4 +536,98 @@ async fn sigkill_under_load_loses_no_answered_first_seen_entry() {
     let again = ask(&mut c, "192.0.2.7", first, "b@example.net", "9").await;
     assert!(again.starts_with(DEFER) && again.contains("Greylisted"), "the entry is remembered: {again}");
     assert!(g.daemon().wait_for_log("reason=early-retry", T).await.contains(first.as_str()));
+}
+
+/// Pending rows of one client network in a dump.
+fn pending_of(rows: &[serde_json::Value], net: &str) -> usize {
+    rows.iter().filter(|r| r["client_net"] == net && r["passed_at"].is_null()).count()
+}
+
+/// `max_pending_per_network`: a network flooding first attempts has at most that many stored;
+/// the rest are deferred all the same (`reason=pending-limit`, one warning), its stored
+/// triplets still pass when retried, another network is greylisted as usual meanwhile, and a
+/// fresh start (a reload here: the same path) reads the count back instead of reopening it.
+#[tokio::test]
+async fn a_flooding_network_is_bounded_and_others_are_greylisted_meanwhile() {
+    let g = Greyd::start(
+        "[greylist]\ndelay = \"1s\"\nmax_pending_per_network = 20\nauto_whitelist_clients = 0\n\
+         auto_whitelist_domains = false\n[sender_pools]\nspf = false\n",
+    )
+    .await;
+    let mut c = g.client().await;
+    for i in 0..50 {
+        let sender = format!("{}@flood.example", letters(i));
+        let answer = ask(&mut c, "198.51.100.7", &sender, "r@example.net", &format!("f{i}")).await;
+        assert!(answer.starts_with(DEFER), "{i}: {answer}");
+    }
+    let ok = ask(&mut c, "192.0.2.7", "alice@example.org", "r@example.net", "o1").await;
+    assert!(ok.starts_with(DEFER), "{ok}");
+    let rows = g.dump();
+    assert_eq!(pending_of(&rows, "198.51.100.0/24"), 20, "{rows:?}");
+    assert_eq!(pending_of(&rows, "192.0.2.0/24"), 1, "another network's first attempt is stored");
+    g.daemon().wait_for_log("reason=pending-limit", T).await;
+    let warnings = g.daemon().log().iter().filter(|l| l.contains("(greylist.max_pending_per_network)")).count();
+    assert_eq!(warnings, 1, "one warning per network per hour");
+
+    // A stored triplet of the flooding network passes when retried, and frees a place.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(ask(&mut c, "198.51.100.7", "a@flood.example", "r@example.net", "f0b").await, "DUNNO");
+    assert_eq!(ask(&mut c, "192.0.2.7", "alice@example.org", "r@example.net", "o2").await, "DUNNO");
+    assert!(ask(&mut c, "198.51.100.8", "newa@flood.example", "r@example.net", "f51").await.starts_with(DEFER));
+    assert!(ask(&mut c, "198.51.100.8", "newb@flood.example", "r@example.net", "f52").await.starts_with(DEFER));
+    assert_eq!(pending_of(&g.dump(), "198.51.100.0/24"), 20, "one place freed, one taken");
+
+    // After a reload (an empty memory) the count comes from the store: still full.
+    g.daemon().signal(Sig::SIGHUP);
+    g.daemon().wait_for_log("configuration reloaded", T).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut c = g.client().await;
+    for i in 60..70 {
+        let sender = format!("{}@flood.example", letters(i));
+        assert!(ask(&mut c, "198.51.100.9", &sender, "r@example.net", &format!("f{i}")).await.starts_with(DEFER));
+    }
+    let rows = g.dump();
+    assert_eq!(pending_of(&rows, "198.51.100.0/24"), 20, "{rows:?}");
+    assert_eq!(rows.iter().filter(|r| r["client_net"] == "198.51.100.0/24").count(), 21, "the passed one stays");
+}
+
+/// `max_pending`: beyond it the oldest pending triplets are forgotten, never a passed triplet
+/// or an auto-whitelist entry.
+#[tokio::test]
+async fn the_store_wide_bound_forgets_the_oldest_pending_triplets_only() {
+    let g = Greyd::start(
+        "[greylist]\ndelay = \"1s\"\nmax_pending = 30\nmax_pending_per_network = 0\n\
+         auto_whitelist_clients = 1\n[sender_pools]\nspf = false\n",
+    )
+    .await;
+    let mut c = g.client().await;
+    assert!(ask(&mut c, "192.0.2.7", "alice@example.org", "r@example.net", "p1").await.starts_with(DEFER));
+    for i in 0..10 {
+        let sender = format!("{}@old.example", letters(i));
+        assert!(ask(&mut c, "198.51.100.7", &sender, "r@example.net", &format!("o{i}")).await.starts_with(DEFER));
+    }
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(ask(&mut c, "192.0.2.7", "alice@example.org", "r@example.net", "p2").await, "DUNNO");
+    for i in 0..40 {
+        let ip = format!("203.0.{}.9", 113 + i % 4);
+        let sender = format!("{}@new.example", letters(i));
+        assert!(ask(&mut c, &ip, &sender, "r@example.net", &format!("n{i}")).await.starts_with(DEFER));
+    }
+    assert_eq!(g.dump().len(), 51);
+    // The bound is applied at start and at every expiry run: a reload starts one.
+    g.daemon().signal(Sig::SIGHUP);
+    g.daemon().wait_for_log("forgot the oldest 20", T).await;
+    let rows = g.dump();
+    let pending = rows.iter().filter(|r| r["passed_at"].is_null()).count();
+    assert_eq!(pending, 30, "{rows:?}");
+    assert_eq!(pending_of(&rows, "198.51.100.0/24"), 0, "the ten oldest went first");
+    let passed: Vec<_> = rows.iter().filter(|r| !r["passed_at"].is_null()).collect();
+    assert_eq!(passed.len(), 1, "the passed triplet stays: {rows:?}");
+    assert_eq!(passed[0]["sender"], "alice@example.org");
+    let out = std::process::Command::new(bin_path(BIN))
+        .args(["stats", "--json", "--config", g.config().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["awl_clients"], 1, "the auto-whitelist entry stays: {stats}");
 }

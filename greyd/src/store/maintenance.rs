@@ -1,4 +1,5 @@
-//! Off the request path: expiry in small batches ([`Store::purge`]) and the views behind
+//! Off the request path: expiry in small batches ([`Store::purge`]), the bounds on pending
+//! triplets ([`Store::trim_pending`], [`Store::pending_by_network`]) and the views behind
 //! `postward-greyd stats` and `dump`.
 
 use serde::Serialize;
@@ -89,6 +90,38 @@ impl Store {
                 // Let request-path operations have the connection and the lock.
                 tokio::task::yield_now().await;
             }
+        }
+        Ok(deleted)
+    }
+
+    /// The pending (never passed) triplets of every client network holding at least `floor`
+    /// of them, for the per-network bound (`pending.rs`). Scans the pending rows: off the
+    /// request path, once per expiry run.
+    pub async fn pending_by_network(&self, floor: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        let query = sqlx::query_as::<_, (String, i64)>(self.sql.pending_by_network).bind(floor);
+        self.run(Box::pin(query.fetch_all(&self.pool))).await
+    }
+
+    /// The store-wide bound on pending triplets: when more than `max` are stored, forgets the
+    /// oldest pending ones (by first attempt) until `max` are left, in statements of at most
+    /// `batch` rows. Passed triplets and the auto-whitelists are never touched, so a flood
+    /// of first attempts cannot push out what regular correspondents earned. Returns the rows
+    /// deleted.
+    pub async fn trim_pending(&self, max: u64, batch: u32) -> Result<u64, StoreError> {
+        let query = sqlx::query_scalar::<_, i64>(self.sql.count_pending);
+        let pending = u64::try_from(self.run(Box::pin(query.fetch_one(&self.pool))).await?).unwrap_or(0);
+        let mut excess = pending.saturating_sub(max);
+        let mut deleted = 0;
+        while excess > 0 {
+            let limit = excess.min(u64::from(batch.max(1)));
+            let query = sqlx::query(self.sql.trim_pending).bind(i64::try_from(limit).unwrap_or(i64::MAX));
+            let n = self.run(Box::pin(query.execute(&self.pool))).await?.rows_affected();
+            deleted += n;
+            if n < limit {
+                break;
+            }
+            excess -= n;
+            tokio::task::yield_now().await;
         }
         Ok(deleted)
     }

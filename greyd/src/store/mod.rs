@@ -3,13 +3,18 @@
 //!
 //! # Layout
 //! - `mod.rs`: [`Store`] and its operations, the value types.
-//! - `maintenance.rs`: expiry (`purge`) and the `stats`/`dump` views, off the request path.
+//! - `maintenance.rs`: expiry (`purge`), the bounds on pending triplets, and the `stats`/`dump`
+//!   views, off the request path.
 //! - `admin.rs`: the admin commands' changes (`delete`, `whitelist`) and the epoch that makes
 //!   running daemons drop their caches after one.
 //! - `sql.rs`: the SQL text, one table of `&'static str` statements per backend.
 //! - `connect.rs`: URL handling, connecting, SQLite WAL, embedded migrations
 //!   (`greyd/migrations/<backend>/`), the pool.
 //! - `error.rs`: [`StoreError`] and the mapping from database errors.
+//! - `write.rs`: every change as a `WriteOp`, and how one is applied on a connection.
+//! - `writer.rs`: SQLite's single writer task (group commit, written-behind retry counters).
+//! - `group.rs`: the writer's multi-row statements (a batch of lookups or first attempts).
+//! - `checkpoint.rs`: SQLite's WAL checkpoints, off the writer's commits.
 //!
 //! # Guarantees
 //! - Every operation is bounded by [`StoreOptions::op_timeout`] and fails with a [`StoreError`]

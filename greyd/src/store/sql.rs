@@ -45,6 +45,12 @@ pub(super) struct Sql {
     pub purge_passed: &'static str,
     pub purge_awl_client: &'static str,
     pub purge_awl_domain: &'static str,
+    /// Binds: the smallest count reported.
+    pub pending_by_network: &'static str,
+    /// No binds.
+    pub count_pending: &'static str,
+    /// Deletes the oldest pending rows. Binds: how many.
+    pub trim_pending: &'static str,
     /// No binds.
     pub stats_counts: &'static str,
     /// Binds: first_seen cutoff (never-retried entries older than that).
@@ -113,7 +119,12 @@ const STATS_TOP_SENDERS: &str = "SELECT sender, COUNT(*) AS n FROM greylist \
      WHERE passed_at IS NULL AND attempts = 0 AND first_seen < $1 \
      GROUP BY sender ORDER BY n DESC, sender LIMIT 10";
 
+const PENDING_BY_NETWORK: &str = "SELECT client_net, COUNT(*) AS n FROM greylist WHERE passed_at IS NULL \
+     GROUP BY client_net HAVING COUNT(*) >= $1";
+
 // Portable statements: no placeholders, no dialect.
+
+const COUNT_PENDING: &str = "SELECT COUNT(*) FROM greylist WHERE passed_at IS NULL";
 
 const STATS_COUNTS: &str = "SELECT g.total, g.passed, \
      (SELECT COUNT(*) FROM awl_client), \
@@ -145,6 +156,11 @@ pub(super) static SQLITE: Sql = Sql {
          (SELECT rowid FROM awl_client WHERE last_seen < $1 LIMIT $2)",
     purge_awl_domain: "DELETE FROM awl_domain WHERE rowid IN \
          (SELECT rowid FROM awl_domain WHERE last_seen < $1 LIMIT $2)",
+    pending_by_network: PENDING_BY_NETWORK,
+    count_pending: COUNT_PENDING,
+    // The waiting index is (first_seen) WHERE passed_at IS NULL: oldest first, no sort.
+    trim_pending: "DELETE FROM greylist WHERE rowid IN (\
+         SELECT rowid FROM greylist WHERE passed_at IS NULL ORDER BY first_seen LIMIT $1)",
     stats_counts: STATS_COUNTS,
     stats_top_clients: STATS_TOP_CLIENTS,
     stats_top_senders: STATS_TOP_SENDERS,
@@ -174,6 +190,10 @@ pub(super) static POSTGRES: Sql = Sql {
          SELECT ctid FROM awl_client WHERE last_seen < $1 LIMIT $2))",
     purge_awl_domain: "DELETE FROM awl_domain WHERE last_seen < $1 AND ctid = ANY(ARRAY(\
          SELECT ctid FROM awl_domain WHERE last_seen < $1 LIMIT $2))",
+    pending_by_network: PENDING_BY_NETWORK,
+    count_pending: COUNT_PENDING,
+    trim_pending: "DELETE FROM greylist WHERE passed_at IS NULL AND ctid = ANY(ARRAY(\
+         SELECT ctid FROM greylist WHERE passed_at IS NULL ORDER BY first_seen LIMIT $1))",
     stats_counts: STATS_COUNTS,
     stats_top_clients: STATS_TOP_CLIENTS,
     stats_top_senders: STATS_TOP_SENDERS,
@@ -228,6 +248,10 @@ pub(super) static MYSQL: Sql = Sql {
     purge_passed: "DELETE FROM greylist WHERE passed_at IS NOT NULL AND last_seen < ? LIMIT ?",
     purge_awl_client: "DELETE FROM awl_client WHERE last_seen < ? LIMIT ?",
     purge_awl_domain: "DELETE FROM awl_domain WHERE last_seen < ? LIMIT ?",
+    pending_by_network: "SELECT client_net, COUNT(*) AS n FROM greylist WHERE passed_at IS NULL \
+         GROUP BY client_net HAVING COUNT(*) >= ?",
+    count_pending: COUNT_PENDING,
+    trim_pending: "DELETE FROM greylist WHERE passed_at IS NULL ORDER BY first_seen LIMIT ?",
     stats_counts: STATS_COUNTS,
     stats_top_clients: "SELECT client_net, COUNT(*) AS n FROM greylist \
          WHERE passed_at IS NULL AND attempts = 0 AND first_seen < ? \
