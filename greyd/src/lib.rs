@@ -69,6 +69,11 @@ impl Daemon for Service {
         Service::build(config).await
     }
 
+    /// Writes the passes and retry counts written behind (SQLite), and closes the store.
+    async fn stop(&self) {
+        self.close().await;
+    }
+
     fn serve(
         service: watch::Receiver<Arc<Self>>,
         conn: Conn,

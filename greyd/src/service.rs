@@ -21,7 +21,9 @@ use crate::config::{Config, render_reply, store_error_action};
 use crate::greylist::{self, Policy, RequestFacts, Skip, StoredFacts, Update, Verdict};
 use crate::pending::PendingLimit;
 use crate::pool::SpfPool;
-use crate::store::{Attempt, Entry, FirstRule, Found, Lookup, Store, StoreError, StoreOptions, Triplet as Key};
+use crate::store::{
+    Attempt, Entry, FirstRule, Found, Lookup, PassBook, PassOutcome, Store, StoreError, StoreOptions, Triplet as Key,
+};
 use crate::triplet::{NULL_SENDER, Normalizer, Triplet};
 use crate::whitelist::Whitelists;
 
@@ -122,6 +124,14 @@ impl Service {
             _purge: purge,
             _admin_watch: admin_watch,
         })
+    }
+
+    /// Closes the store, if it was opened: SQLite's writer first writes what it holds
+    /// behind (passes, early-retry counts).
+    pub async fn close(&self) {
+        if let Some(store) = self.store.cell.get() {
+            store.close().await;
+        }
     }
 
     /// Decides one request.
@@ -258,7 +268,16 @@ impl Service {
             }
             entry = Some(stored);
         }
-        let mut wrote_pass = false;
+        // Auto-whitelist bookkeeping rides on the pass writes (the first pass, then at most
+        // hourly, which is also the client auto-whitelist's counting interval), in one store
+        // operation with them.
+        let mut book = PassBook {
+            insert_for: None,
+            count_client: (self.policy.awl_client_passes > 0).then_some((client_key.as_str(), 3600)),
+            note_domain: (self.config.greylist.auto_whitelist_domains && !domain.is_empty()).then_some(domain.as_str()),
+        };
+        // The client's count when the pass was written at once; `None` when written behind.
+        let mut passed: Option<PassOutcome> = None;
         match update {
             Update::None | Update::InsertFirst => {}
             Update::Restart => {
@@ -277,8 +296,7 @@ impl Service {
                 let first_pass = entry.as_ref().is_some_and(|e| e.passed_at.is_none());
                 let due = !from_cache || entry.as_ref().is_none_or(|e| HotCache::refresh_due(e, now));
                 if first_pass || due {
-                    store.record_pass(&key, now).await?;
-                    wrote_pass = true;
+                    passed = store.note_pass(&key, now, &book).await?;
                     if first_pass {
                         self.pending.passed(&t.client_net);
                     }
@@ -289,9 +307,8 @@ impl Service {
                 }
             }
             Update::InsertPassed => {
-                store.insert_first(&key, &client_key, now).await?;
-                store.record_pass(&key, now).await?;
-                wrote_pass = true;
+                book.insert_for = Some(&client_key);
+                passed = store.note_pass(&key, now, &book).await?;
                 entry = Some(Entry { passed_at: Some(now), ..Entry::first(now, &client_key) });
             }
         }
@@ -303,17 +320,9 @@ impl Service {
         {
             self.cache.remember(t, e);
         }
-        // Auto-whitelist bookkeeping rides on the pass writes: the first pass, then at most
-        // hourly, which is also the client auto-whitelist's counting interval.
-        if wrote_pass {
-            if self.policy.awl_client_passes > 0
-                && store.count_client_pass(&client_key, now, 3600).await? >= self.policy.awl_client_passes
-            {
-                self.cache.remember_client(&client_key, now);
-            }
-            if self.config.greylist.auto_whitelist_domains && !domain.is_empty() {
-                store.note_domain_pass(&domain, &t.client_net, &t.sender, now).await?;
-            }
+        if passed.is_some_and(|p| self.policy.awl_client_passes > 0 && p.client_passes >= self.policy.awl_client_passes)
+        {
+            self.cache.remember_client(&client_key, now);
         }
         Ok(self.answer(req, verdict, t))
     }

@@ -19,8 +19,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use greyd::store::{
-    Attempt, Backend, Deleted, DumpRow, Entry, FirstRule, Found, Lookup, Removal, Stats, Store, StoreError,
-    StoreOptions, Triplet,
+    Attempt, Backend, Deleted, DumpRow, Entry, FirstRule, Found, Lookup, PassBook, PassOutcome, Removal, Stats, Store,
+    StoreError, StoreOptions, Triplet,
 };
 use sqlx::{AnyConnection, AssertSqlSafe, Connection};
 use tokio::io::AsyncBufReadExt;
@@ -195,6 +195,9 @@ conformance!(
     admin_whitelist_raises_passes_and_never_lowers_them,
     a_migration_applied_by_a_newer_release_does_not_stop_this_one,
     trim_pending_forgets_the_oldest_pending_only,
+    pass_writes_its_bookkeeping_in_one_operation,
+    concurrent_passes_count_as_they_would_in_turn,
+    noted_passes_are_written_by_a_clean_close,
     pending_by_network_reports_from_the_floor,
 );
 
@@ -263,6 +266,97 @@ async fn admin_whitelist_raises_passes_and_never_lowers_them(db: TestDb) {
     assert_eq!(store.purge(30_000 + 99, 10, 100, 100).await.unwrap(), 1, "only .7, last seen at 4600");
     assert_eq!(store.client_passes("192.0.2.8").await.unwrap(), 7);
     store.close().await;
+}
+
+/// `Store::pass`: the pass, the client count and the domain note together, as the three
+/// separate operations would write them; with `insert_for`, a triplet never stored is
+/// inserted passed (a sender-pool pass).
+async fn pass_writes_its_bookkeeping_in_one_operation(db: TestDb) {
+    let store = db.open().await;
+    let (net, domain) = ("192.0.2.0/24", "example.org");
+    store.insert_first(&T1, "192.0.2.1", 1000).await.unwrap();
+    let book = PassBook { insert_for: None, count_client: Some(("192.0.2.1", 3600)), note_domain: Some(domain) };
+    let first = store.pass(&T1, 1400, &book).await.unwrap();
+    assert_eq!(first, PassOutcome { client_passes: 1, domain_promoted: false });
+    let e = store.get(&T1).await.unwrap().unwrap();
+    assert_eq!((e.first_seen, e.passed_at, e.last_seen), (1000, Some(1400), 1400));
+    // Within the hour: not counted again; the same sender does not promote the domain.
+    assert_eq!(store.pass(&T1, 1500, &book).await.unwrap(), first);
+    // A second sender of the domain from the network, inserted passed by a pool pass.
+    let bob = t(net, "bob@example.org", "carol@example.net");
+    let pooled = PassBook { insert_for: Some("192.0.2.9"), ..book };
+    let second = store.pass(&bob, 5100, &pooled).await.unwrap();
+    assert_eq!(second, PassOutcome { client_passes: 2, domain_promoted: true });
+    let e = store.get(&bob).await.unwrap().unwrap();
+    assert_eq!((e.first_seen, e.passed_at, e.client_address.as_str()), (5100, Some(5100), "192.0.2.9"));
+    assert!(store.domain_whitelisted(domain, net, 5100, 86_400).await.unwrap());
+    // Nothing but the pass when the auto-whitelists are off.
+    let plain = store.pass(&T1, 9000, &PassBook::default()).await.unwrap();
+    assert_eq!(plain, PassOutcome::default());
+    assert_eq!(store.client_passes("192.0.2.1").await.unwrap(), 2);
+    assert_eq!(store.get(&T1).await.unwrap().unwrap().last_seen, 9000);
+    store.close().await;
+}
+
+/// Passes arriving together (on SQLite: one writer batch, grouped statements) count as they
+/// would one after the other: one client pass per hour, the domain promoted by its second
+/// sender, every triplet passed.
+async fn concurrent_passes_count_as_they_would_in_turn(db: TestDb) {
+    let store = db.open().await;
+    let senders: Vec<String> = (0..24).map(|i| format!("s{}@example.org", letter(i))).collect();
+    for s in &senders {
+        store.insert_first(&t("192.0.2.0/24", s, "r@example.net"), "192.0.2.1", 1000).await.unwrap();
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for s in senders.clone() {
+        let store = store.clone();
+        tasks.spawn(async move {
+            let book = PassBook {
+                insert_for: None,
+                count_client: Some(("192.0.2.1", 3600)),
+                note_domain: Some("example.org"),
+            };
+            store.pass(&t("192.0.2.0/24", &s, "r@example.net"), 1400, &book).await.unwrap()
+        });
+    }
+    let outcomes = tasks.join_all().await;
+    assert!(outcomes.iter().all(|o| o.client_passes == 1), "{outcomes:?}");
+    assert!(outcomes.iter().any(|o| o.domain_promoted), "{outcomes:?}");
+    assert_eq!(store.client_passes("192.0.2.1").await.unwrap(), 1);
+    assert!(store.domain_whitelisted("example.org", "192.0.2.0/24", 1400, 86_400).await.unwrap());
+    for s in &senders {
+        let e = store.get(&t("192.0.2.0/24", s, "r@example.net")).await.unwrap().unwrap();
+        assert_eq!((e.passed_at, e.last_seen), (Some(1400), 1400), "{s}");
+    }
+    store.close().await;
+}
+
+/// `Store::note_pass` (written behind on SQLite): every noted pass, with its bookkeeping, is
+/// in the database once the store is closed, as a clean stop closes it.
+async fn noted_passes_are_written_by_a_clean_close(db: TestDb) {
+    let store = db.open().await;
+    let senders: Vec<String> = (0..20).map(|i| format!("s{}@example.org", letter(i))).collect();
+    for s in &senders {
+        store.insert_first(&t("192.0.2.0/24", s, "r@example.net"), "192.0.2.1", 1000).await.unwrap();
+    }
+    let book = PassBook { insert_for: None, count_client: Some(("192.0.2.1", 3600)), note_domain: Some("example.org") };
+    for s in &senders {
+        let noted = store.note_pass(&t("192.0.2.0/24", s, "r@example.net"), 1400, &book).await.unwrap();
+        assert_eq!(noted.is_none(), db.backend == Backend::Sqlite, "written behind on SQLite only");
+    }
+    store.close().await;
+    let store = db.open().await;
+    for s in &senders {
+        let e = store.get(&t("192.0.2.0/24", s, "r@example.net")).await.unwrap().unwrap();
+        assert_eq!(e.passed_at, Some(1400), "{s}");
+    }
+    assert_eq!(store.client_passes("192.0.2.1").await.unwrap(), 1);
+    assert!(store.domain_whitelisted("example.org", "192.0.2.0/24", 1400, 86_400).await.unwrap());
+    store.close().await;
+}
+
+fn letter(i: usize) -> char {
+    char::from(b'a' + u8::try_from(i).unwrap())
 }
 
 /// The store-wide bound: the oldest pending rows go first, passed rows never.

@@ -59,6 +59,13 @@ pub trait Daemon: Send + Sync + Sized + 'static {
         self
     }
 
+    /// Called once at a clean stop (SIGTERM, or the end of a `--stdio` conversation) with the
+    /// service in use, after the last connection ended: what the service writes behind is
+    /// written here and its databases closed, before the process exits. Nothing by default.
+    fn stop(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+
     /// Serves one connection. `service` always holds the newest configuration's service.
     fn serve(
         service: watch::Receiver<Arc<Self>>,
@@ -383,9 +390,12 @@ fn start_stdio<D: Daemon>(config: D::Config) -> Result<(), String> {
         let server = config.server().clone();
         let options = serve_options(&server);
         let service = D::build(Arc::new(config)).await.map_err(|e| format!("cannot start: {e}"))?;
-        let (_tx, rx) = watch::channel(Arc::new(service));
+        let service = Arc::new(service);
+        let (_tx, rx) = watch::channel(service.clone());
         tracing::debug!("serving one policy conversation on stdin/stdout");
-        D::serve_stdio(rx, options, Shutdown::never()).await
+        let served = D::serve_stdio(rx, options, Shutdown::never()).await;
+        service.stop().await;
+        served
     })
 }
 
@@ -458,7 +468,10 @@ async fn run<D: Daemon>(
         task.abort();
     }
     trigger.trigger();
-    match server.await {
+    let served = server.await;
+    let last = service_tx.borrow().clone();
+    last.stop().await;
+    match served {
         Ok(Ok(0)) => tracing::info!("{} stopped", D::NAME),
         Ok(Ok(n)) => tracing::warn!("{} stopped with {n} connection(s) cut off", D::NAME),
         Ok(Err(e)) => return Err(format!("server failed: {e}")),

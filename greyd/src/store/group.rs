@@ -3,7 +3,7 @@
 
 use sqlx::AnyConnection;
 
-use super::write::OwnedKey;
+use super::write::{OwnedKey, OwnedPassBook, PassOutcome};
 use super::{FirstRule, Lookup};
 
 /// Early retries of one triplet, waiting to be written.
@@ -181,4 +181,135 @@ pub(super) async fn write_retries(conn: &mut AnyConnection, rows: &[PendingRetry
          AND greylist.recipient = v.column6",
     );
     query.build().execute(&mut *conn).await.map(drop)
+}
+
+/// A pass for [`write_passes`]: a `WriteOp::Pass`'s fields.
+pub(super) struct Pass<'a> {
+    pub key: &'a OwnedKey,
+    pub now: i64,
+    pub book: &'a OwnedPassBook,
+}
+
+/// Every pass of the batch and its bookkeeping in at most five statements, where one by one
+/// they took five each: the passes in one `UPDATE … FROM (VALUES …)`, the client counts in one
+/// multi-row upsert and one read, the domain notes likewise. SQLite applies the rows of a
+/// multi-row upsert one after the other, so two passes of one client or domain in a batch count
+/// as they would in turn. A pool pass's row must exist already (the caller inserts it). One
+/// outcome per pass, in order.
+pub(super) async fn write_passes(
+    conn: &mut AnyConnection,
+    passes: &[Pass<'_>],
+) -> Result<Vec<PassOutcome>, sqlx::Error> {
+    if passes.is_empty() {
+        return Ok(Vec::new());
+    }
+    // passed_at and last_seen. Padding rows match no triplet (see `write_retries`).
+    let mut query = sqlx::QueryBuilder::<sqlx::Any>::new(
+        "UPDATE greylist SET passed_at = COALESCE(greylist.passed_at, v.column1), \
+         last_seen = MAX(greylist.last_seen, v.column1) FROM (",
+    );
+    let width = passes.len().next_power_of_two();
+    query.push_values((0..width).map(|i| passes.get(i)), |mut row, p| match p {
+        Some(p) => {
+            row.push_bind(p.now)
+                .push_bind(p.key.client_net.as_str())
+                .push_bind(p.key.sender.as_str())
+                .push_bind(p.key.recipient.as_str());
+        }
+        None => {
+            row.push_bind(0_i64).push_bind("").push_bind("").push_bind("");
+        }
+    });
+    query.push(
+        ") AS v WHERE greylist.client_net = v.column2 AND greylist.sender = v.column3 \
+         AND greylist.recipient = v.column4",
+    );
+    query.build().execute(&mut *conn).await?;
+
+    let mut outcomes = vec![PassOutcome::default(); passes.len()];
+    let counted: Vec<(usize, &str, i64, i64)> = passes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| p.book.count_client.as_ref().map(|(c, interval)| (i, c.as_str(), p.now, *interval)))
+        .collect();
+    if !counted.is_empty() {
+        // As `Sql::count_client_pass`, with each row's cutoff carried in `last_counted` (its
+        // `now`) less the interval, bound once per interval (the request path counts hourly:
+        // one statement). A repeated padding row is the same pass again within its interval,
+        // which counts nothing.
+        let mut intervals: Vec<i64> = counted.iter().map(|c| c.3).collect();
+        intervals.sort_unstable();
+        intervals.dedup();
+        for interval in intervals {
+            let rows: Vec<&(usize, &str, i64, i64)> = counted.iter().filter(|c| c.3 == interval).collect();
+            let mut query = sqlx::QueryBuilder::<sqlx::Any>::new(
+                "INSERT INTO awl_client (client, passes, last_counted, last_seen) ",
+            );
+            query.push_values(padded(&rows), |mut row, (_, client, now, _)| {
+                row.push_bind(*client).push_bind(1_i64).push_bind(*now).push_bind(*now);
+            });
+            query
+                .push(
+                    " ON CONFLICT (client) DO UPDATE SET passes = CASE \
+                     WHEN awl_client.last_counted <= excluded.last_counted - ",
+                )
+                .push_bind(interval)
+                .push(
+                    " THEN awl_client.passes + 1 ELSE awl_client.passes END, last_counted = CASE \
+                     WHEN awl_client.last_counted <= excluded.last_counted - ",
+                )
+                .push_bind(interval)
+                .push(" THEN excluded.last_counted ELSE awl_client.last_counted END, last_seen = excluded.last_seen");
+            query.build().execute(&mut *conn).await?;
+        }
+        let mut query = sqlx::QueryBuilder::<sqlx::Any>::new("SELECT client, passes FROM awl_client WHERE client IN (");
+        let mut list = query.separated(", ");
+        for (_, client, _, _) in &counted {
+            list.push_bind(*client);
+        }
+        query.push(")");
+        let rows: Vec<(String, i64)> = query.build_query_as().fetch_all(&mut *conn).await?;
+        for (i, client, _, _) in &counted {
+            outcomes[*i].client_passes = rows.iter().find(|(c, _)| c == client).map_or(0, |(_, n)| *n);
+        }
+    }
+
+    let noted: Vec<(usize, &str, &OwnedKey, i64)> = passes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| p.book.note_domain.as_deref().map(|d| (i, d, p.key, p.now)))
+        .collect();
+    if !noted.is_empty() {
+        // As `Sql::note_domain_pass`; a repeated padding row is the same sender again.
+        let mut query = sqlx::QueryBuilder::<sqlx::Any>::new(
+            "INSERT INTO awl_domain (domain, client_net, first_sender, promoted_at, last_seen) ",
+        );
+        query.push_values(padded(&noted), |mut row, (_, domain, key, now)| {
+            row.push_bind(*domain)
+                .push_bind(key.client_net.as_str())
+                .push_bind(key.sender.as_str())
+                .push_bind(None::<i64>)
+                .push_bind(*now);
+        });
+        query.push(
+            " ON CONFLICT (domain, client_net) DO UPDATE SET promoted_at = CASE \
+             WHEN awl_domain.promoted_at IS NOT NULL THEN awl_domain.promoted_at \
+             WHEN awl_domain.first_sender <> excluded.first_sender THEN excluded.last_seen \
+             ELSE NULL END, last_seen = excluded.last_seen",
+        );
+        query.build().execute(&mut *conn).await?;
+        let mut query = sqlx::QueryBuilder::<sqlx::Any>::new("WITH v (domain, client_net) AS (");
+        query.push_values(&noted, |mut row, (_, domain, key, _)| {
+            row.push_bind(*domain).push_bind(key.client_net.as_str());
+        });
+        query.push(
+            ") SELECT d.domain, d.client_net FROM awl_domain d JOIN v ON d.domain = v.domain \
+             AND d.client_net = v.client_net WHERE d.promoted_at IS NOT NULL",
+        );
+        let promoted: Vec<(String, String)> = query.build_query_as().fetch_all(&mut *conn).await?;
+        for (i, domain, key, _) in &noted {
+            outcomes[*i].domain_promoted = promoted.iter().any(|(d, n)| d == domain && *n == key.client_net);
+        }
+    }
+    Ok(outcomes)
 }

@@ -23,8 +23,9 @@
 //! - A request-path operation runs one or two indexed statements; on SQLite, the writer runs
 //!   one statement for a whole batch of lookups or first attempts.
 //! - Writes are committed before the call returns (autocommit); on SQLite with WAL and
-//!   `synchronous = NORMAL` a committed write survives the process being killed. The one
-//!   exception is [`Store::note_retry`] on SQLite, a counter written behind.
+//!   `synchronous = NORMAL` a committed write survives the process being killed. The
+//!   exceptions are [`Store::note_retry`] and [`Store::note_pass`] on SQLite, written behind:
+//!   a retry counter, and a pass whose loss leaves its triplet a first attempt.
 //! - Several hosts may share one database: [`Store::insert_first`] keeps whichever row was
 //!   inserted first, and the upserts are single statements.
 //!
@@ -56,8 +57,23 @@ use connect::Target;
 use error::Redactor;
 use group::LookupOp;
 use sql::Sql;
-use write::{WriteOp, WriteOutcome, apply};
+pub use write::PassOutcome;
+use write::{OwnedPassBook, WriteOp, WriteOutcome, apply};
 use writer::Writer;
+
+/// What [`Store::pass`] writes besides the pass (`passed_at`, `last_seen`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PassBook<'a> {
+    /// Insert the row first, with this client address: a sender-pool pass of a triplet that
+    /// was never stored.
+    pub insert_for: Option<&'a str>,
+    /// Client auto-whitelist: count a pass for this address, at most once per this many
+    /// seconds ([`Store::count_client_pass`]).
+    pub count_client: Option<(&'a str, i64)>,
+    /// Domain auto-whitelist: note the pass for this (stored) sender domain, from the key's
+    /// network ([`Store::note_domain_pass`]).
+    pub note_domain: Option<&'a str>,
+}
 
 /// The database behind a [`Store`], chosen by the URL scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -392,6 +408,35 @@ impl Store {
         self.write(WriteOp::RecordPass { key: t.into(), now }).await.map(drop)
     }
 
+    /// A pass with its bookkeeping in one operation ([`PassBook`]): on SQLite one turn of the
+    /// writer, on a server one transaction, where separate calls of `record_pass`,
+    /// `count_client_pass` and `note_domain_pass` took three of each.
+    pub async fn pass(&self, t: &Triplet<'_>, now: i64, book: &PassBook<'_>) -> Result<PassOutcome, StoreError> {
+        match self.write(WriteOp::Pass { key: t.into(), now, book: owned_book(book) }).await? {
+            WriteOutcome::Passed(outcome) => Ok(outcome),
+            _ => Ok(PassOutcome::default()),
+        }
+    }
+
+    /// [`Store::pass`] for the request path. On SQLite it is written behind, at the writer's
+    /// next turn (or at [`Store::close`]), and `None` is returned: the answer to a retry that
+    /// passes need not wait for a second turn after its lookup, and a pass lost with a killed
+    /// process only leaves its triplet a first attempt that passes at its next retry. On a
+    /// server, and on SQLite when the writer falls behind, as `pass`.
+    pub async fn note_pass(
+        &self,
+        t: &Triplet<'_>,
+        now: i64,
+        book: &PassBook<'_>,
+    ) -> Result<Option<PassOutcome>, StoreError> {
+        if let Some(writer) = &self.writer
+            && writer.note_pass(t.into(), now, owned_book(book))?
+        {
+            return Ok(None);
+        }
+        self.pass(t, now, book).await.map(Some)
+    }
+
     /// Sender pools: rows with the same sender and recipient but another client_net,
     /// first_seen <= seen_before, newest first, at most `limit`: (client_address, first_seen).
     pub async fn pool_candidates(
@@ -493,6 +538,14 @@ impl Store {
             Ok(Err(err)) => Err(self.redactor.error(self.backend, &err)),
             Err(_) => Err(StoreError::Timeout),
         }
+    }
+}
+
+fn owned_book(book: &PassBook<'_>) -> OwnedPassBook {
+    OwnedPassBook {
+        insert_for: book.insert_for.map(Into::into),
+        count_client: book.count_client.map(|(c, i)| (c.into(), i)),
+        note_domain: book.note_domain.map(Into::into),
     }
 }
 

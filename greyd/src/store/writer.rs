@@ -22,6 +22,15 @@
 //! between batches of waited-for writes, and all of it on close; a killed process loses about
 //! a second of counts.
 //!
+//! Passes ([`Writer::note_pass`]) are written behind the same way: the answer to a retry that
+//! passes does not wait for the write, which would cost it a second turn of this thread after
+//! its lookup (a new triplet costs one). Request tasks append them to a shared queue; the
+//! writer takes the queue at every turn and every [`RETRY_TICK`], and writes it with its
+//! auto-whitelist bookkeeping in grouped statements (`group::write_passes`), all of it on close.
+//! A killed process loses at most the passes of the last turns: their triplets stay stored as
+//! first attempts, and the next retry passes again. A full queue ([`MAX_PENDING_PASSES`], a
+//! writer that cannot keep up) makes callers wait for the write instead.
+//!
 //! Checkpoints run beside the writer (`checkpoint.rs`).
 
 use std::collections::HashMap;
@@ -37,7 +46,7 @@ use super::checkpoint::{self, WalState};
 use super::error::Redactor;
 use super::group::{self, First, LookupOp, PendingRetry};
 use super::sql::Sql;
-use super::write::{Boxed, OwnedKey, WriteOp, WriteOutcome, apply};
+use super::write::{Boxed, OwnedKey, OwnedPassBook, WriteOp, WriteOutcome, apply};
 use super::{Backend, Entry, Found, Lookup, StoreError, fetch_entry};
 
 /// Most operations taken into one batch.
@@ -47,8 +56,14 @@ pub(super) const MAX_BATCH: usize = 256;
 /// for the chunk (256 rows took about 3 ms under load, 64 take under one).
 const RETRY_CHUNK: usize = 64;
 
-/// How often the writer takes the early retries noted meanwhile.
+/// How often the writer takes the early retries and passes noted meanwhile.
 const RETRY_TICK: Duration = Duration::from_millis(500);
+
+/// Passes waiting to be written behind, at most; beyond it, callers wait for the write.
+const MAX_PENDING_PASSES: usize = 16_384;
+
+/// Passes written per grouped statement set.
+const PASS_CHUNK: usize = 256;
 
 enum Job {
     /// A write the caller waits for.
@@ -66,6 +81,36 @@ pub(super) struct Writer {
     /// The writer's own one-connection pool.
     pool: AnyPool,
     retries: Arc<Retries>,
+    passes: Arc<Passes>,
+}
+
+/// A pass noted for writing behind: a `WriteOp::Pass`'s fields.
+#[derive(Debug)]
+struct PendingPass {
+    key: OwnedKey,
+    now: i64,
+    book: OwnedPassBook,
+}
+
+/// Passes noted and not yet taken by the writer, in order.
+#[derive(Debug, Default)]
+struct Passes(Mutex<Vec<PendingPass>>);
+
+impl Passes {
+    /// False when the queue is full: the caller writes the pass itself.
+    fn note(&self, pass: PendingPass) -> bool {
+        match self.0.lock() {
+            Ok(mut queue) if queue.len() < MAX_PENDING_PASSES => {
+                queue.push(pass);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn take(&self) -> Vec<PendingPass> {
+        self.0.lock().map(|mut queue| std::mem::take(&mut *queue)).unwrap_or_default()
+    }
 }
 
 /// Early retries noted and not yet taken by the writer, merged per triplet.
@@ -102,7 +147,9 @@ impl Writer {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
         let wal = Arc::new(WalState::default());
         let retries = Arc::new(Retries::default());
-        let writing = run(Session { pool: pool.clone(), held: None }, sql, redactor, rx, retries.clone(), wal.clone());
+        let passes = Arc::new(Passes::default());
+        let queues = Queues { retries: retries.clone(), passes: passes.clone() };
+        let writing = run(Session { pool: pool.clone(), held: None }, sql, redactor, rx, queues, wal.clone());
         let task = async move {
             let checkpoints = tokio::spawn(checkpoint::checkpointer(readers, wal));
             writing.await;
@@ -120,7 +167,7 @@ impl Writer {
                 tokio::spawn(task);
             }
         }
-        Writer { tx, pool, retries }
+        Writer { tx, pool, retries, passes }
     }
 
     /// Queues one operation and waits for its commit.
@@ -146,7 +193,17 @@ impl Writer {
         Ok(())
     }
 
-    /// Writes pending retries, then closes the writer's connection; later writes fail.
+    /// Notes a pass; it is written at the writer's next turn, not before this returns. False
+    /// when the queue is full: the caller then writes it with [`Writer::write`].
+    pub(super) fn note_pass(&self, key: OwnedKey, now: i64, book: OwnedPassBook) -> Result<bool, StoreError> {
+        if self.tx.is_closed() {
+            return Err(stopped());
+        }
+        Ok(self.passes.note(PendingPass { key, now, book }))
+    }
+
+    /// Writes pending retries and passes, then closes the writer's connection; later writes
+    /// fail.
     pub(super) async fn close(&self) {
         let (done, flushed) = oneshot::channel();
         if self.tx.send(Job::Flush(done)).await.is_ok() {
@@ -185,14 +242,21 @@ impl Session {
     }
 }
 
+/// What request tasks leave for the writer without waiting.
+struct Queues {
+    retries: Arc<Retries>,
+    passes: Arc<Passes>,
+}
+
 async fn run(
     mut session: Session,
     sql: &'static Sql,
     redactor: Arc<Redactor>,
     mut rx: mpsc::Receiver<Job>,
-    retries: Arc<Retries>,
+    queues: Queues,
     wal: Arc<WalState>,
 ) {
+    let Queues { retries, passes } = queues;
     let mut batch = Batch::default();
     // Retries taken from `retries`, written one chunk per turn.
     let mut due: Vec<PendingRetry> = Vec::new();
@@ -218,6 +282,7 @@ async fn run(
                 Job::Flush(done) => flushed.push(done),
             }
         }
+        let batch_was_empty = batch.is_empty();
         if !batch.is_empty() {
             let results = match session.conn().await {
                 Ok(conn) => commit(conn, sql, &batch.writes, &batch.lookups).await,
@@ -226,10 +291,25 @@ async fn run(
             wal.committed();
             batch.answer(results, &redactor);
         }
+        // Passes noted since the last turn; every one of them when the store closes.
+        let all = closed || !flushed.is_empty();
+        if all || !batch_was_empty || Instant::now() >= next_take {
+            let noted = passes.take();
+            for chunk in noted.chunks(PASS_CHUNK) {
+                let written = match session.conn().await {
+                    Ok(conn) => write_noted_passes(conn, sql, chunk).await,
+                    Err(e) => Err(e),
+                };
+                wal.committed();
+                if let Err(e) = written {
+                    // Each triplet stays a first attempt; its next retry passes again.
+                    tracing::debug!("passes not written: {}", redactor.error(Backend::Sqlite, &e));
+                }
+            }
+        }
         // Due retries go out one chunk per turn, between batches of waited-for writes; all of
         // them when the store closes. A take waits until the previous one is written, so a
         // chunk never holds one triplet twice.
-        let all = closed || !flushed.is_empty();
         loop {
             if due.is_empty() && (all || Instant::now() >= next_take) {
                 due = retries.take();
@@ -316,7 +396,8 @@ struct Committed {
 
 /// Applies a batch, each statement committed by itself: every first attempt, from writes and
 /// from lookups (guarded by their rule), in one statement; the row each write ran into instead,
-/// if any; one read of the lookups that did not insert; then the other writes one by one. Under
+/// if any; one read of the lookups that did not insert; every pass with its auto-whitelist
+/// bookkeeping in at most five statements; then the other writes one by one. Under
 /// load nearly every lookup is a new triplet, so a turn is one statement. Per-write errors are
 /// returned per write; an error of a grouped statement fails the whole batch.
 fn commit<'a>(
@@ -364,6 +445,22 @@ fn commit<'a>(
         for (i, lookup) in unread.into_iter().zip(group::read_lookups(&mut *conn, &ops).await?) {
             found[i] = Some(Found::Looked(lookup));
         }
+        // Passes together (`group::write_passes`); a pool pass's row is inserted first.
+        let mut passes = Vec::new();
+        for (i, op) in writes.iter().enumerate() {
+            if let WriteOp::Pass { key, now, book } = op {
+                if let Some(client_address) = &book.insert_for {
+                    let insert =
+                        WriteOp::InsertFirst { key: key.clone(), client_address: client_address.clone(), now: *now };
+                    apply(&mut *conn, sql, Backend::Sqlite, &insert).await?;
+                }
+                passes.push((i, group::Pass { key, now: *now, book }));
+            }
+        }
+        let (indexes, passes): (Vec<usize>, Vec<group::Pass<'_>>) = passes.into_iter().unzip();
+        for (i, outcome) in indexes.into_iter().zip(group::write_passes(&mut *conn, &passes).await?) {
+            write_results[i] = Some(Ok(WriteOutcome::Passed(outcome)));
+        }
         for (op, slot) in writes.iter().zip(write_results.iter_mut()) {
             if slot.is_none() {
                 *slot = Some(apply(&mut *conn, sql, Backend::Sqlite, op).await);
@@ -373,6 +470,24 @@ fn commit<'a>(
         let lookups = found.into_iter().map(|f| f.unwrap_or_else(|| Found::Looked(Lookup::default()))).collect();
         Ok(Committed { writes, lookups })
     })
+}
+
+/// Passes noted for writing behind: a pool pass's row first, then all in grouped statements.
+async fn write_noted_passes(
+    conn: &mut AnyConnection,
+    sql: &'static Sql,
+    noted: &[PendingPass],
+) -> Result<(), sqlx::Error> {
+    for p in noted {
+        if let Some(client_address) = &p.book.insert_for {
+            let insert =
+                WriteOp::InsertFirst { key: p.key.clone(), client_address: client_address.clone(), now: p.now };
+            apply(&mut *conn, sql, Backend::Sqlite, &insert).await?;
+        }
+    }
+    let passes: Vec<group::Pass<'_>> =
+        noted.iter().map(|p| group::Pass { key: &p.key, now: p.now, book: &p.book }).collect();
+    group::write_passes(&mut *conn, &passes).await.map(drop)
 }
 
 /// Whose first attempt a row of the grouped insert is.
