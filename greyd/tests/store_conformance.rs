@@ -105,8 +105,11 @@ fn server_url(var: &str) -> Option<String> {
             eprintln!("SKIPPED {test}: {var} is not set");
             if let Some(log) = std::env::var_os("POSTWARD_SKIP_LOG") {
                 use std::io::Write as _;
+                // One write of the whole line: tests skip in parallel, and an appended line
+                // written piecemeal interleaves with theirs.
+                let line = format!("{test}: {var} is not set\n");
                 if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(log) {
-                    let _ = writeln!(f, "{test}: {var} is not set");
+                    let _ = f.write_all(line.as_bytes());
                 }
             }
             None
