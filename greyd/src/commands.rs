@@ -110,7 +110,7 @@ fn run(cmd: &str, args: &[String]) -> Result<ExitCode, String> {
         },
         "delete" => {
             let target = DeleteTarget::from_args(o.by, &o.args)?;
-            let normalizer = normalizer(&config)?;
+            let normalizer = Normalizer::from_config(&config.greylist)?;
             with_store(&config, async |store| delete(store, &normalizer, &target).await)
         }
         "whitelist" => match o.args.as_slice() {
@@ -254,13 +254,6 @@ async fn dump(store: &Store) -> Result<ExitCode, String> {
 fn client_ip(text: &str) -> Option<std::net::IpAddr> {
     let address = text.rsplit_once('[').map_or(text, |(_, a)| a.trim_end_matches(']'));
     address.parse::<std::net::IpAddr>().ok().map(|ip| ip.to_canonical())
-}
-
-/// The daemon's normalization, privacy key included, so keys match what it stored.
-fn normalizer(config: &Config) -> Result<Normalizer, String> {
-    let g = &config.greylist;
-    let key = g.privacy_key_file.as_deref().map(crate::triplet::read_privacy_key).transpose()?;
-    Ok(Normalizer::new(g.ipv4_prefix, g.ipv6_prefix, key))
 }
 
 /// What `delete` was asked to remove, as typed.

@@ -56,8 +56,7 @@ impl Service {
     /// Unreadable whitelist or key files, an invalid store URL, a failed migration.
     pub async fn build(config: Arc<Config>) -> Result<Service, BuildError> {
         let g = &config.greylist;
-        // A small file read once per start or reload: not worth a blocking-pool hop.
-        let privacy_key = g.privacy_key_file.as_deref().map(crate::triplet::read_privacy_key).transpose()?;
+        let normalizer = Normalizer::from_config(g)?;
         let wl = config.whitelist.clone();
         let whitelists = tokio::task::spawn_blocking(move || {
             Whitelists::load(&wl.clients, &wl.recipients, &wl.senders, wl.builtins())
@@ -103,7 +102,7 @@ impl Service {
         let cache = Arc::new(HotCache::new(config.store.cache_size));
         let admin_watch = spawn_admin_watch(store.clone(), cache.clone());
         Ok(Service {
-            normalizer: Normalizer::new(g.ipv4_prefix, g.ipv6_prefix, privacy_key),
+            normalizer,
             trusted: g.trusted_networks.clone(),
             on_store_error: store_error_action(&g.on_store_error)?,
             cache,
@@ -204,6 +203,8 @@ impl Service {
         let cached = self.cache.entry(t);
         let from_cache = cached.is_some();
         let mut inserted = None;
+        // Whether the client's network is at its bound of pending triplets, once asked.
+        let mut at_bound = None;
         let mut facts = match cached {
             Some(entry) => StoredFacts { entry: Some(entry), ..StoredFacts::default() },
             None => {
@@ -217,7 +218,8 @@ impl Service {
                 };
                 // A network at its bound of pending triplets is only read: a first attempt
                 // from it must not be inserted on the way.
-                let found = if self.pending.full(&t.client_net) {
+                let full = *at_bound.insert(self.pending.full(&t.client_net));
+                let found = if full {
                     Found::Looked(store.lookup(&key, &client_key, &domain, now, self.policy.max_age).await?)
                 } else {
                     store.lookup_or_insert(&key, &attempt, &self.first_rule).await?
@@ -255,7 +257,9 @@ impl Service {
         if update == Update::InsertFirst {
             let stored = match inserted {
                 Some(stored) => stored,
-                None if self.pending.full(&t.client_net) => return Ok(self.refuse_pending(req, t, now)),
+                None if at_bound.unwrap_or_else(|| self.pending.full(&t.client_net)) => {
+                    return Ok(self.refuse_pending(req, t, now));
+                }
                 None => store.insert_first(&key, &client_key, now).await?,
             };
             update = Update::None;

@@ -59,6 +59,17 @@ impl Normalizer {
         Normalizer { ipv4_prefix: ipv4_prefix.min(32), ipv6_prefix: ipv6_prefix.min(128), privacy_key }
     }
 
+    /// The daemon's normalization as configured, privacy key read from its file: the daemon
+    /// and the admin commands build it here, so the keys they compute match.
+    ///
+    /// # Errors
+    /// As [`read_privacy_key`].
+    pub fn from_config(g: &crate::config::GreylistConfig) -> Result<Normalizer, String> {
+        // A small file read once per start or reload: not worth a blocking-pool hop.
+        let key = g.privacy_key_file.as_deref().map(read_privacy_key).transpose()?;
+        Ok(Normalizer::new(g.ipv4_prefix, g.ipv6_prefix, key))
+    }
+
     pub fn triplet(&self, client: IpAddr, sender: &str, recipient: &str) -> Triplet {
         Triplet {
             client_net: self.client_net(client),

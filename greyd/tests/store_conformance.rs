@@ -201,6 +201,7 @@ conformance!(
     pass_writes_its_bookkeeping_in_one_operation,
     concurrent_passes_count_as_they_would_in_turn,
     noted_passes_are_written_by_a_clean_close,
+    a_lookup_sees_the_passes_noted_before_it,
     pending_by_network_reports_from_the_floor,
 );
 
@@ -355,6 +356,30 @@ async fn noted_passes_are_written_by_a_clean_close(db: TestDb) {
     }
     assert_eq!(store.client_passes("192.0.2.1").await.unwrap(), 1);
     assert!(store.domain_whitelisted("example.org", "192.0.2.0/24", 1400, 86_400).await.unwrap());
+    store.close().await;
+}
+
+/// A lookup queued right after a pass was noted (well within the writer's tick) is decided
+/// with that pass's auto-whitelist counts: the writer writes noted passes before its batch.
+/// CI once saw a new triplet of a just-whitelisted client deferred because the order was the
+/// other way round.
+async fn a_lookup_sees_the_passes_noted_before_it(db: TestDb) {
+    let store = db.open().await;
+    let net = "192.0.2.0/24";
+    for s in ["a@example.org", "b@example.org"] {
+        store.insert_first(&t(net, s, "r@example.net"), "192.0.2.1", 1000).await.unwrap();
+    }
+    let book = PassBook { insert_for: None, count_client: Some(("192.0.2.1", 3600)), note_domain: Some("example.org") };
+    for s in ["a@example.org", "b@example.org"] {
+        store.note_pass(&t(net, s, "r@example.net"), 1400, &book).await.unwrap();
+    }
+    let at = Attempt { client: "192.0.2.1", domain: "example.org", now: 1401, max_age: 86_400, pool_cutoff: None };
+    let client = FirstRule { awl_client_passes: 1, awl_domains: false };
+    let (inserted, read) = first_inserted(&store, &t(net, "c@other.example", "r@example.net"), &at, client).await;
+    assert!(!inserted && read.client_passes == 1, "the client's pass was not seen: {read:?}");
+    let domain = FirstRule { awl_client_passes: 0, awl_domains: true };
+    let (inserted, read) = first_inserted(&store, &t(net, "d@example.org", "r@example.net"), &at, domain).await;
+    assert!(!inserted && read.domain_whitelisted, "the domain's passes were not seen: {read:?}");
     store.close().await;
 }
 

@@ -25,8 +25,9 @@
 //! Passes ([`Writer::note_pass`]) are written behind the same way: the answer to a retry that
 //! passes does not wait for the write, which would cost it a second turn of this thread after
 //! its lookup (a new triplet costs one). Request tasks append them to a shared queue; the
-//! writer takes the queue at every turn and every [`RETRY_TICK`], and writes it with its
-//! auto-whitelist bookkeeping in grouped statements (`group::write_passes`), all of it on close.
+//! writer takes the queue at every turn, before the turn's batch (whose lookups must see the
+//! auto-whitelist counts of passes answered before them), and every [`RETRY_TICK`], and writes
+//! it with that bookkeeping in grouped statements (`group::write_passes`), all of it on close.
 //! A killed process loses at most the passes of the last turns: their triplets stay stored as
 //! first attempts, and the next retry passes again. A full queue ([`MAX_PENDING_PASSES`], a
 //! writer that cannot keep up) makes callers wait for the write instead.
@@ -46,7 +47,7 @@ use super::checkpoint::{self, WalState};
 use super::error::Redactor;
 use super::group::{self, First, LookupOp, PendingRetry};
 use super::sql::Sql;
-use super::write::{Boxed, OwnedKey, OwnedPassBook, WriteOp, WriteOutcome, apply};
+use super::write::{Boxed, OwnedKey, OwnedPassBook, PassOutcome, WriteOp, WriteOutcome, apply};
 use super::{Backend, Entry, Found, Lookup, StoreError, fetch_entry};
 
 /// Most operations taken into one batch.
@@ -282,22 +283,16 @@ async fn run(
                 Job::Flush(done) => flushed.push(done),
             }
         }
-        let batch_was_empty = batch.is_empty();
-        if !batch.is_empty() {
-            let results = match session.conn().await {
-                Ok(conn) => commit(conn, sql, &batch.writes, &batch.lookups).await,
-                Err(e) => Err(e),
-            };
-            wal.committed();
-            batch.answer(results, &redactor);
-        }
-        // Passes noted since the last turn; every one of them when the store closes.
+        // Passes noted since the last turn, before the batch: a lookup queued after a pass was
+        // answered must see that pass's auto-whitelist counts. Every one of them on close.
         let all = closed || !flushed.is_empty();
-        if all || !batch_was_empty || Instant::now() >= next_take {
+        if all || !batch.is_empty() || Instant::now() >= next_take {
             let noted = passes.take();
             for chunk in noted.chunks(PASS_CHUNK) {
+                let chunk: Vec<group::Pass<'_>> =
+                    chunk.iter().map(|p| group::Pass { key: &p.key, now: p.now, book: &p.book }).collect();
                 let written = match session.conn().await {
-                    Ok(conn) => write_noted_passes(conn, sql, chunk).await,
+                    Ok(conn) => write_passes(conn, sql, &chunk).await,
                     Err(e) => Err(e),
                 };
                 wal.committed();
@@ -306,6 +301,14 @@ async fn run(
                     tracing::debug!("passes not written: {}", redactor.error(Backend::Sqlite, &e));
                 }
             }
+        }
+        if !batch.is_empty() {
+            let results = match session.conn().await {
+                Ok(conn) => commit(conn, sql, &batch.writes, &batch.lookups).await,
+                Err(e) => Err(e),
+            };
+            wal.committed();
+            batch.answer(results, &redactor);
         }
         // Due retries go out one chunk per turn, between batches of waited-for writes; all of
         // them when the store closes. A take waits until the previous one is written, so a
@@ -445,20 +448,14 @@ fn commit<'a>(
         for (i, lookup) in unread.into_iter().zip(group::read_lookups(&mut *conn, &ops).await?) {
             found[i] = Some(Found::Looked(lookup));
         }
-        // Passes together (`group::write_passes`); a pool pass's row is inserted first.
         let mut passes = Vec::new();
         for (i, op) in writes.iter().enumerate() {
             if let WriteOp::Pass { key, now, book } = op {
-                if let Some(client_address) = &book.insert_for {
-                    let insert =
-                        WriteOp::InsertFirst { key: key.clone(), client_address: client_address.clone(), now: *now };
-                    apply(&mut *conn, sql, Backend::Sqlite, &insert).await?;
-                }
                 passes.push((i, group::Pass { key, now: *now, book }));
             }
         }
         let (indexes, passes): (Vec<usize>, Vec<group::Pass<'_>>) = passes.into_iter().unzip();
-        for (i, outcome) in indexes.into_iter().zip(group::write_passes(&mut *conn, &passes).await?) {
+        for (i, outcome) in indexes.into_iter().zip(write_passes(&mut *conn, sql, &passes).await?) {
             write_results[i] = Some(Ok(WriteOutcome::Passed(outcome)));
         }
         for (op, slot) in writes.iter().zip(write_results.iter_mut()) {
@@ -472,22 +469,21 @@ fn commit<'a>(
     })
 }
 
-/// Passes noted for writing behind: a pool pass's row first, then all in grouped statements.
-async fn write_noted_passes(
+/// Passes, waited for or noted, with their bookkeeping: a pool pass's row is inserted first
+/// (such a triplet was never stored), then all of them in grouped statements.
+async fn write_passes(
     conn: &mut AnyConnection,
     sql: &'static Sql,
-    noted: &[PendingPass],
-) -> Result<(), sqlx::Error> {
-    for p in noted {
+    passes: &[group::Pass<'_>],
+) -> Result<Vec<PassOutcome>, sqlx::Error> {
+    for p in passes {
         if let Some(client_address) = &p.book.insert_for {
             let insert =
                 WriteOp::InsertFirst { key: p.key.clone(), client_address: client_address.clone(), now: p.now };
             apply(&mut *conn, sql, Backend::Sqlite, &insert).await?;
         }
     }
-    let passes: Vec<group::Pass<'_>> =
-        noted.iter().map(|p| group::Pass { key: &p.key, now: p.now, book: &p.book }).collect();
-    group::write_passes(&mut *conn, &passes).await.map(drop)
+    group::write_passes(conn, passes).await
 }
 
 /// Whose first attempt a row of the grouped insert is.
