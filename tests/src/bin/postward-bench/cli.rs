@@ -10,14 +10,18 @@ use postward_tests::auth_client::Mech;
 use shared::listen::ListenAddr;
 
 use crate::drivers::Target;
+use crate::prefill::PrefillArgs;
 use crate::runner::Stop;
-use crate::workloads::{AuthSpec, Clients, DnsblSpec, GreylistSpec, PolicySpec, SpfSpec};
+use crate::workloads::population::Population;
+use crate::workloads::{AuthSpec, Clients, DnsblSpec, GreylistSpec, History, Mix, PolicySpec, SpfSpec};
 
 pub const USAGE: &str = "\
 usage: postward-bench serve-trivial --listen ADDR
        postward-bench serve-dns --listen IP:PORT --zone-file FILE... [--delay NAME=D...]
        postward-bench policy (--target ADDR | --spawn CMD) [--workload W] [options]
        postward-bench auth --target ADDR [options]
+       postward-bench prefill-greylist --triplets N [--prefill-seed S] [--greyd URL]
+                      [--sqlgrey FILE] [--postgrey-dir DIR]
 
 Load for postward's daemons (and the anchors they replace), sent as Postfix does: N persistent
 connections, one request in flight on each. Reports requests/s, latency percentiles, errors
@@ -33,6 +37,19 @@ serve-dns: the in-process DNS fixture serving RFC 1035 zone files (UDP and TCP),
   --zone-file FILE         a zone with its $ORIGIN (repeatable)
   --delay NAME=D           answer NAME and every name below it after D, e.g.
                            bl1.bench.test=5ms, as a list across the Internet would (repeatable)
+
+prefill-greylist: writes a busy site's greylisting history (N triplets over 35 days: 12%
+  pending, the rest passed, one auto-whitelisted client per 500) into greyd's store and, for
+  comparison, sqlgrey's and postgrey's; `--workload greylist --prefilled N` then sends
+  requests against it. Times are relative to now: run the load within a few hours.
+  --triplets N             triplets in the history
+  --prefill-seed S         the history's seed (default 1); the load must use the same
+  --greyd URL              greyd's store URL (sqlite://FILE, postgres://…, mysql://…); its
+                           schema is made by greyd's migrations
+  --sqlgrey FILE           sqlgrey's SQLite database, made beforehand by sqlgrey itself;
+                           client networks as its `greymethod = classc`
+  --postgrey-dir DIR       writes DIR/postgrey.tsv and DIR/postgrey_clients.tsv (key TAB
+                           value) for loading into postgrey's BerkeleyDB
 
 Run options (policy, auth):
   --target ADDR            unix:/path or inet:HOST:PORT on this host (loopback only)
@@ -58,6 +75,13 @@ Policy options:
                            default 198.18.0.0/15)
   --new-fraction F         greylist: share of never-seen triplets (default 0.2)
   --pool N                 greylist: repeats come from the last N new triplets (default 10000)
+  --prefilled N            greylist: against a store prefilled with N triplets (see
+                           prefill-greylist; same --prefill-seed): the requests follow --mix
+  --mix CLASS=F,...        greylist --prefilled: shares of new (never seen), early (retry of a
+                           recent new one, before the delay), pass (retry of a pending stored
+                           triplet), old (repeat of a passed one), awl (new sender from an
+                           auto-whitelisted client); default new=0.6,early=0.1,pass=0.1,
+                           old=0.15,awl=0.05
   --sender-domains D,...   greylist (default sender0.test,...,sender15.test), spf (required)
   --recipient-domain D     greylist, spf: recipients are rcptN@D (default example.net)
   --helo NAME              spf: HELO name (default mail.<sender domain>)
@@ -89,6 +113,7 @@ pub enum Command {
     },
     Policy(PolicyArgs),
     Auth(AuthArgs),
+    PrefillGreylist(PrefillArgs),
 }
 
 /// Options every load run has.
@@ -158,8 +183,23 @@ pub fn parse(args: Vec<String>) -> Result<Command, String> {
         }
         "policy" => Command::Policy(policy(&mut opts)?),
         "auth" => Command::Auth(auth(&mut opts)?),
+        "prefill-greylist" => {
+            let args = PrefillArgs {
+                triplets: opts.value("--triplets", positive::<u64>)?.ok_or("prefill-greylist needs --triplets N")?,
+                seed: prefill_seed(&mut opts)?,
+                greyd: opts.take("--greyd")?,
+                sqlgrey: opts.take("--sqlgrey")?.map(PathBuf::from),
+                postgrey_dir: opts.take("--postgrey-dir")?.map(PathBuf::from),
+            };
+            if args.greyd.is_none() && args.sqlgrey.is_none() && args.postgrey_dir.is_none() {
+                return Err("prefill-greylist needs --greyd, --sqlgrey or --postgrey-dir".into());
+            }
+            Command::PrefillGreylist(args)
+        }
         other => {
-            return Err(format!("unknown subcommand {other:?} (expected serve-trivial, serve-dns, policy or auth)"));
+            return Err(format!(
+                "unknown subcommand {other:?} (expected serve-trivial, serve-dns, policy, auth or prefill-greylist)"
+            ));
         }
     };
     opts.finish(sub)?;
@@ -195,12 +235,24 @@ fn policy(opts: &mut Opts) -> Result<PolicyArgs, String> {
         "trivial" => PolicySpec::Trivial,
         "greylist" => {
             let d = GreylistSpec::default();
+            let history = match opts.value("--prefilled", positive::<u64>)? {
+                Some(size) => Some(History {
+                    population: Population::new(size, prefill_seed(opts)?),
+                    mix: opts.value("--mix", Mix::parse)?.unwrap_or_default(),
+                }),
+                None => None,
+            };
+            let new_fraction = opts.value("--new-fraction", fraction)?;
+            if history.is_some() && new_fraction.is_some() {
+                return Err("--new-fraction does not go with --prefilled (the --mix gives the share of new)".into());
+            }
             PolicySpec::Greylist(GreylistSpec {
-                new_fraction: opts.value("--new-fraction", fraction)?.unwrap_or(d.new_fraction),
+                new_fraction: new_fraction.unwrap_or(d.new_fraction),
                 pool: opts.value("--pool", positive::<usize>)?.unwrap_or(d.pool),
                 clients: clients(opts)?,
                 sender_domains: opts.value("--sender-domains", domains)?.unwrap_or(d.sender_domains),
                 recipient_domain: recipient_domain(opts)?,
+                history,
             })
         }
         "spf" => PolicySpec::Spf(SpfSpec {
@@ -218,6 +270,10 @@ fn policy(opts: &mut Opts) -> Result<PolicyArgs, String> {
         }
     };
     Ok(PolicyArgs { run, target, workload })
+}
+
+fn prefill_seed(opts: &mut Opts) -> Result<u64, String> {
+    Ok(opts.value("--prefill-seed", |s| s.parse::<u64>().map_err(|_| "a number".to_owned()))?.unwrap_or(1))
 }
 
 fn auth(opts: &mut Opts) -> Result<AuthArgs, String> {
@@ -434,6 +490,20 @@ mod tests {
         assert_eq!(p.target, Target::Spawn(vec!["/usr/bin/policyd-spf".into(), "/etc/x.conf".into()]));
         let PolicySpec::Spf(s) = p.workload else { panic!() };
         assert_eq!((s.sender_domains.len(), s.recipients_per_message), (2, 3));
+
+        let line =
+            "policy --target unix:/s --workload greylist --prefilled 1000 --prefill-seed 3 --mix new=0.5,old=0.5";
+        let Command::Policy(p) = parse_line(line).unwrap() else { panic!() };
+        let PolicySpec::Greylist(g) = p.workload else { panic!() };
+        let h = g.history.unwrap();
+        assert_eq!((h.population.size, h.population.seed), (1000, 3));
+        assert_eq!((h.mix.new, h.mix.old, h.mix.pass), (0.5, 0.5, 0.0));
+        let Command::PrefillGreylist(a) =
+            parse_line("prefill-greylist --triplets 5 --greyd sqlite:///tmp/g --postgrey-dir /tmp/p").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((a.triplets, a.seed, a.sqlgrey), (5, 1, None));
     }
 
     #[test]
@@ -469,6 +539,12 @@ mod tests {
             ("auth --target unix:/s --mech cram-md5", "unknown --mech"),
             ("auth --target unix:/s --connections", "--connections needs a value"),
             ("serve-trivial", "needs --listen"),
+            ("prefill-greylist --greyd sqlite:///tmp/x", "needs --triplets"),
+            ("prefill-greylist --triplets 10", "needs --greyd, --sqlgrey or --postgrey-dir"),
+            ("policy --target unix:/s --workload greylist --prefilled 10 --new-fraction 0.5", "does not go with"),
+            ("policy --target unix:/s --workload greylist --prefilled 10 --mix new=0.5", "add up to 0.5"),
+            ("policy --target unix:/s --workload greylist --prefilled 10 --mix new=0.5,bogus=0.5", "unknown class"),
+            ("policy --target unix:/s --workload greylist --mix new=1", "--mix is not an option"),
             ("serve-trivial --listen systemd", "not an address"),
         ];
         for (line, want) in cases {

@@ -1,12 +1,15 @@
 //! postward-bench: the load tool. `serve-trivial` runs the always-DUNNO floor server;
 //! `serve-dns` serves fixture zone files;
-//! `policy` and `auth` run load against a policy or auth service and report the figures.
+//! `policy` and `auth` run load against a policy or auth service and report the figures;
+//! `prefill-greylist` writes a greylisting history into the stores a run starts from.
 //!
 //! This file only wires the pieces: `cli` (argv), `workloads` (what to send), `drivers`
-//! (how to send it), `runner` (connections, timing), `report` (figures), `trivial` (the floor).
+//! (how to send it), `runner` (connections, timing), `report` (figures), `trivial` (the floor),
+//! `prefill` (stores written before a run).
 
 mod cli;
 mod drivers;
+mod prefill;
 mod report;
 mod rng;
 mod runner;
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
         }
         Command::Policy(args) => runtime().and_then(|rt| rt.block_on(policy(args))),
         Command::Auth(args) => runtime().and_then(|rt| rt.block_on(auth(args))),
+        Command::PrefillGreylist(args) => runtime().and_then(|rt| rt.block_on(prefill::run(args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

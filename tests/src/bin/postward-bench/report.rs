@@ -121,6 +121,9 @@ pub struct Report {
     /// Latency of each request class of `mix`.
     #[serde(default)]
     pub latency_by_class_ms: BTreeMap<String, Latency>,
+    /// The answers each request class of `mix` got.
+    #[serde(default)]
+    pub answers_by_class: BTreeMap<String, BTreeMap<String, u64>>,
     #[serde(default)]
     pub memory: Option<PidMemory>,
     /// Summed over `--spawn` children, just before they were stopped.
@@ -164,6 +167,11 @@ impl Report {
                     us.sort_unstable();
                     (class.to_owned(), latency(&us))
                 })
+                .collect(),
+            answers_by_class: tally
+                .class_answers
+                .into_iter()
+                .map(|(class, answers)| (class.to_owned(), answers.into_iter().collect()))
                 .collect(),
             memory: None,
             children_memory: tally.children_memory,
@@ -228,6 +236,9 @@ impl Report {
         }
         for (class, l) in &self.latency_by_class_ms {
             let _ = writeln!(s, "latency    {class}: p50 {:.3}  p99 {:.3}  max {:.3} ms", l.p50, l.p99, l.max);
+        }
+        for (class, answers) in &self.answers_by_class {
+            let _ = writeln!(s, "answers    {class}: {}", shares(answers, answers.values().sum()));
         }
         for (kind, n) in &self.errors_by_kind {
             let first = self.first_errors.get(kind).map_or(String::new(), |m| format!(" (first: {m})"));
@@ -354,7 +365,10 @@ mod tests {
         tally.answers.insert("DUNNO".into(), 4);
         tally.class_latencies_us.insert("new", vec![400, 300]);
         tally.class_latencies_us.insert("repeat", vec![200, 100]);
+        tally.class_answers.insert("new", [("DEFER_IF_PERMIT".to_owned(), 2)].into_iter().collect());
         let mut r = Report::new(meta, Outcome { tally, elapsed: Duration::from_secs(2) });
+        assert_eq!(r.answers_by_class["new"]["DEFER_IF_PERMIT"], 2);
+        assert!(r.text().contains("answers    new: DEFER_IF_PERMIT"), "{}", r.text());
         assert_eq!((r.answered, r.requests_per_s, r.latency_ms.p50), (4, 2.0, 0.2));
         assert_eq!((r.latency_by_class_ms["new"].p50, r.latency_by_class_ms["new"].max), (0.3, 0.4));
         assert_eq!(r.latency_by_class_ms["repeat"].p99, 0.2);

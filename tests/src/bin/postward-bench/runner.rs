@@ -95,6 +95,8 @@ pub struct Tally {
     pub mix: HashMap<&'static str, u64>,
     /// Latencies per request class, in microseconds: where a server's tail comes from.
     pub class_latencies_us: HashMap<&'static str, Vec<u32>>,
+    /// Answers per request class: whether each class got the answer it is there to get.
+    pub class_answers: HashMap<&'static str, HashMap<String, u64>>,
     pub errors: HashMap<&'static str, u64>,
     pub first_errors: HashMap<&'static str, String>,
     /// Summed memory of spawned children, read just before they were stopped.
@@ -106,6 +108,15 @@ impl Tally {
     fn answer(&mut self, latency: Duration, answer: Answer) {
         let us = u32::try_from(latency.as_micros()).unwrap_or(u32::MAX);
         self.latencies_us.push(us);
+        if !answer.tag.is_empty() {
+            let answers = self.class_answers.entry(answer.tag).or_default();
+            match answers.get_mut(answer.label.as_str()) {
+                Some(n) => *n += 1,
+                None => {
+                    answers.insert(answer.label.clone(), 1);
+                }
+            }
+        }
         match self.answers.get_mut(answer.label.as_str()) {
             Some(n) => *n += 1,
             None => {
@@ -133,6 +144,12 @@ impl Tally {
         }
         for (k, v) in other.class_latencies_us {
             self.class_latencies_us.entry(k).or_default().extend_from_slice(&v);
+        }
+        for (class, answers) in other.class_answers {
+            let mine = self.class_answers.entry(class).or_default();
+            for (label, n) in answers {
+                *mine.entry(label).or_default() += n;
+            }
         }
         for (k, v) in other.errors {
             *self.errors.entry(k).or_default() += v;

@@ -8,6 +8,7 @@
 mod auth;
 mod dnsbl;
 mod greylist;
+pub mod population;
 mod spf;
 
 use std::fmt::Write as _;
@@ -17,7 +18,7 @@ use ipnet::IpNet;
 
 pub use auth::{AuthSpec, AuthWorkload};
 pub use dnsbl::DnsblSpec;
-pub use greylist::GreylistSpec;
+pub use greylist::{GreylistSpec, History, Mix};
 pub use spf::SpfSpec;
 
 use crate::rng::Rng;
@@ -177,6 +178,18 @@ impl Ctx {
     }
 }
 
+/// Appends `n` in base 26, `a` to `z`, most significant letter first.
+pub(crate) fn push_letters(out: &mut String, mut n: u64) {
+    let start = out.len();
+    loop {
+        out.insert(start, char::from(b'a' + u8::try_from(n % 26).unwrap_or(0)));
+        n /= 26;
+        if n == 0 {
+            return;
+        }
+    }
+}
+
 fn set_ip(field: &mut String, ip: IpAddr) {
     field.clear();
     let _ = write!(field, "{ip}");
@@ -205,7 +218,7 @@ impl PolicyWorkload {
         let ctx = Ctx { rng: Rng::new(seed, stream), stream, seq: 0 };
         let kind = match spec {
             PolicySpec::Trivial => Kind::Trivial,
-            PolicySpec::Greylist(s) => Kind::Greylist(greylist::Greylist::new(s.clone(), connections)),
+            PolicySpec::Greylist(s) => Kind::Greylist(greylist::Greylist::new(s.clone(), seed, index, connections)),
             PolicySpec::Spf(s) => Kind::Spf(spf::Spf::new(s.clone())),
             PolicySpec::Dnsbl(s) => Kind::Dnsbl(dnsbl::Dnsbl::new(s.clone())),
         };
