@@ -36,6 +36,8 @@ const DAY: i64 = 86_400;
 /// Keeps the history's random streams apart from the request streams of the same seed.
 const HISTORY: u64 = 0x6869_7374_6f72_7900;
 const AWL: u64 = 0x6177_6c00_0000_0000;
+/// 198.18.0.0, the start of the /15 every client comes from.
+const AWL_BASE: u32 = 0xc612_0000;
 
 /// The history: `size` triplets generated from `seed`, with times relative to `now`.
 #[derive(Debug, Clone)]
@@ -147,7 +149,11 @@ impl Population {
     /// Auto-whitelisted client `a` (`a < awl_clients()`), its times relative to `now`.
     pub fn awl_client(&self, a: u64, now: i64) -> AwlClient {
         let mut rng = Rng::new(self.seed ^ AWL, a);
-        let client = self.clients.pick(&mut rng);
+        // Distinct for every `a` below 2^17: an odd multiplier is a bijection modulo 2^17,
+        // the size of 198.18.0.0/15.
+        let offset = Rng::new(self.seed, AWL).next_u64();
+        let host = (a.wrapping_mul(0x9e37).wrapping_add(offset)) & 0x1_ffff;
+        let client = IpAddr::V4(std::net::Ipv4Addr::from(AWL_BASE | u32::try_from(host).unwrap_or(0)));
         let mut domain = String::new();
         push_domain(&mut domain, a % SENDER_DOMAINS);
         let passes = 5 + u32::try_from(rng.below(20)).unwrap_or(0);
@@ -223,5 +229,11 @@ mod tests {
         assert_eq!(p.awl_clients(), 20);
         let a = p.awl_client(3, now);
         assert!(a.passes >= 5 && a.last_seen <= now && a.domain.ends_with(".test"));
+        // Auto-whitelisted clients are distinct addresses (a store keys them by address).
+        let big = Population::new(10_000_000, 7);
+        let clients: std::collections::HashSet<IpAddr> =
+            (0..big.awl_clients()).map(|a| big.awl_client(a, now).client).collect();
+        assert_eq!(clients.len() as u64, big.awl_clients());
+        assert!(clients.iter().all(|c| Clients::default().contains(c)));
     }
 }
