@@ -188,10 +188,7 @@ fn postgrey(dir: &Path, population: &Population, rows: impl Iterator<Item = Stor
     for s in rows {
         // postgrey's key: lc "$net/$sender/$recipient", the net as NetAddr::IP prints a /24's address.
         let net = match s.key.client {
-            IpAddr::V4(v4) => {
-                let [a, b, c, _] = v4.octets();
-                format!("{a}.{b}.{c}.0")
-            }
+            IpAddr::V4(_) => format!("{}.0", class_c(s.key.client)),
             IpAddr::V6(v6) => v6.to_string(),
         };
         let last = match s.state {

@@ -137,7 +137,7 @@ impl Greylist {
     /// repeat or early retry is a new triplet instead.
     pub(super) fn fill(&mut self, ctx: &mut Ctx, req: &mut RcptRequest) -> &'static str {
         ctx.new_message(req);
-        let Some(history) = self.spec.history.clone() else {
+        let Some(mix) = self.spec.history.as_ref().map(|h| h.mix) else {
             if self.pool.is_empty() || ctx.rng.chance(self.spec.new_fraction) {
                 self.fill_new(ctx, req);
                 return "new";
@@ -145,37 +145,47 @@ impl Greylist {
             self.fill_repeat(ctx, req);
             return "repeat";
         };
-        let Mix { new, early, pass, old, awl: _ } = history.mix;
         let r = ctx.rng.unit();
-        let population = &history.population;
-        if r < new || (r < new + early && self.pool.is_empty()) {
+        if r < mix.new || (r < mix.new + mix.early && self.pool.is_empty()) {
             self.fill_new(ctx, req);
             "new"
-        } else if r < new + early {
+        } else if r < mix.new + mix.early {
             self.fill_repeat(ctx, req);
             "early"
-        } else if r < new + early + pass && population.pending() > 0 {
+        } else if let Some(tag) = self.fill_from_history(r, mix, ctx, req) {
+            tag
+        } else {
+            self.fill_new(ctx, req);
+            "new"
+        }
+    }
+
+    /// A request for the history's triplets or clients, by where `r` falls in `mix` past
+    /// new and early; `None` when the history has none of that kind.
+    fn fill_from_history(&mut self, r: f64, mix: Mix, ctx: &mut Ctx, req: &mut RcptRequest) -> Option<&'static str> {
+        let population = &self.spec.history.as_ref()?.population;
+        if r < mix.new + mix.early + mix.pass && population.pending() > 0 {
             let k = self.next_pending % population.pending();
             self.next_pending = self.next_pending.wrapping_add(self.stride);
             let key = population.key(population.pending_index(k));
             fill_stored(req, key.client, &key.sender, &key.recipient);
-            "pass"
-        } else if r < new + early + pass + old && population.passed() > 0 {
+            Some("pass")
+        } else if r < mix.new + mix.early + mix.pass + mix.old && population.passed() > 0 {
             let k = ctx.rng.below(population.passed());
             let key = population.key(population.passed_index(k));
             fill_stored(req, key.client, &key.sender, &key.recipient);
-            "old"
+            Some("old")
         } else if population.awl_clients() > 0 {
+            // Only the client and its domain are used: the times (relative to 0) are not.
             let a = population.awl_client(ctx.rng.below(population.awl_clients()), 0);
             let mut sender = String::from("user");
             push_letters(&mut sender, ctx.rng.next_u64());
             let _ = write!(sender, "@{}", a.domain);
             let recipient = format!("rcpt{}@{}", ctx.rng.below(1000), self.spec.recipient_domain);
             fill_stored(req, a.client, &sender, &recipient);
-            "awl"
+            Some("awl")
         } else {
-            self.fill_new(ctx, req);
-            "new"
+            None
         }
     }
 
